@@ -1,0 +1,298 @@
+"""The `qres` command: compress and decompress CSV and .npy files, inspect .qres files, benchmark."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table as RichTable
+
+from . import datasets
+from .codec import container as ct
+from .codec.model import Model
+from .codec.stream import compress_columns, decompress_columns
+from .errors import QresError
+from .table import Column, Table, read_csv, write_csv
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+out = Console()
+
+PROGRESS_MIN_BYTES = 4 << 20  # show a progress bar for inputs at least this large
+
+
+def _fail(msg: str, code: int = 1) -> None:
+    console.print(f"[red]error:[/red] {msg}")
+    raise typer.Exit(code)
+
+
+def _key(key_file: Optional[Path]) -> Optional[bytes]:
+    if key_file is None:
+        return None
+    try:
+        return ct.load_key(key_file)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot use key file {key_file}: {exc}")
+    return None
+
+
+def _progress(total: int, label: str) -> Progress:
+    return Progress(
+        TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn(),
+        console=console, transient=True, disable=total < PROGRESS_MIN_BYTES,
+    )
+
+
+def table_to_columns(table: Table, max_error: Optional[float]) -> tuple[list[np.ndarray], list, dict]:
+    """Numeric and timestamp columns become channels (timestamps always lossless); text goes to the manifest."""
+    channels: list[np.ndarray] = []
+    errors: list[Optional[float]] = []
+    layout = []
+    for col in table.columns:
+        entry = {"name": col.name, "kind": col.kind, "meta": col.meta}
+        if col.kind == "text":
+            entry["values"] = list(col.values)
+        else:
+            entry["channel"] = len(channels)
+            channels.append(np.asarray(col.values))
+            lossy = max_error is not None and col.kind in ("int", "float")
+            errors.append(max_error if lossy else None)
+            if lossy and col.kind == "float":
+                entry["meta"] = {**col.meta, "style": "repr"}  # decoded values need their own digits
+        layout.append(entry)
+    return channels, errors, {"source": "csv", "rows": table.n_rows, "columns": layout}
+
+
+def columns_to_table(channels: list[np.ndarray], extra: dict) -> Table:
+    cols = []
+    try:
+        for entry in extra["columns"]:
+            if entry["kind"] == "text":
+                values = [str(v) for v in entry["values"]]
+            else:
+                values = channels[entry["channel"]]
+                if entry["kind"] == "int" and values.dtype.kind == "f":
+                    values = np.rint(values).astype(np.int64)
+            cols.append(Column(str(entry["name"]), entry["kind"], values, dict(entry.get("meta", {}))))
+    except (KeyError, IndexError, TypeError) as exc:
+        raise QresError(f"the file's table layout is damaged ({exc!r})") from None
+    return Table(cols)
+
+
+@app.command()
+def compress(
+    input: Path = typer.Argument(..., help="CSV (with a header row) or .npy file", exists=True, dir_okay=False),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="output .qres file (default: INPUT.qres)"),
+    max_error: Optional[float] = typer.Option(None, "--max-error", help="error bound per value (absolute); default lossless"),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", help="32-byte key (raw or 64 hex chars): encrypt with AES-256-GCM"),
+) -> None:
+    """Compress a CSV or .npy file into a .qres file."""
+    key = _key(key_file)
+    output = output or input.with_suffix(input.suffix + ".qres")
+    size = input.stat().st_size
+    t0 = time.perf_counter()
+    try:
+        with _progress(size, "compressing") as bar:
+            task = bar.add_task("compress", total=2 * size)
+            if input.suffix.lower() == ".npy":
+                arr = np.load(input, allow_pickle=False)
+                if arr.ndim not in (1, 2):
+                    _fail(f"{input}: only 1-D and 2-D arrays are supported, got shape {arr.shape}")
+                arr2 = arr.reshape(len(arr), -1) if arr.ndim == 2 else arr[:, None]
+                channels = [np.ascontiguousarray(arr2[:, c]) for c in range(arr2.shape[1])]
+                errors = max_error
+                extra = {"source": "npy", "shape": list(arr.shape)}
+                bar.update(task, completed=size)
+            else:
+                table = read_csv(input, progress=lambda n: bar.update(task, completed=n))
+                channels, errors, extra = table_to_columns(table, max_error)
+                if not channels:
+                    _fail(f"{input}: no numeric or timestamp columns to compress")
+            rows = len(channels[0])
+            data = compress_columns(
+                channels, max_error=errors, key=key, extra=extra,
+                progress=lambda r: bar.advance(task, size * r / max(rows, 1)),
+            )
+    except (QresError, ValueError, OSError) as exc:
+        _fail(f"{input}: {exc}")
+    output.write_bytes(data)
+    dt = time.perf_counter() - t0
+    nvals = sum(len(c) for c in channels)
+    console.print(
+        f"{input} -> {output}: {size:,} bytes -> {len(data):,} bytes "
+        f"({8 * len(data) / max(nvals, 1):.2f} bits/value over {nvals:,} values, {dt:.2f} s)"
+    )
+
+
+@app.command()
+def decompress(
+    input: Path = typer.Argument(..., help=".qres file", exists=True, dir_okay=False),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="output CSV or .npy (default: INPUT without .qres)"),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", help="key the file was encrypted with"),
+) -> None:
+    """Decompress a .qres file back to CSV or .npy."""
+    key = _key(key_file)
+    try:
+        channels, manifest = decompress_columns(input.read_bytes(), key=key)
+        extra = manifest.get("extra") or {}
+        source = extra.get("source")
+        if output is None:
+            output = input.with_suffix("") if input.suffix == ".qres" else input.with_suffix(".csv")
+        if source == "csv":
+            write_csv(columns_to_table(channels, extra), output)
+        else:
+            arr = np.stack(channels, axis=1) if channels else np.zeros((0, 0))
+            shape = extra.get("shape")
+            if isinstance(shape, list) and len(shape) == 1:
+                arr = arr[:, 0]
+            if output.suffix.lower() == ".csv":
+                cols = [Column(f"c{i}", "int" if a.dtype.kind in "iu" else "float", a.astype(np.int64 if a.dtype.kind in "iu" else np.float64), {}) for i, a in enumerate(channels)]
+                write_csv(Table(cols), output)
+            else:
+                np.save(output, arr, allow_pickle=False)
+    except (QresError, ValueError, OSError) as exc:
+        _fail(f"{input}: {exc}")
+    console.print(f"{input} -> {output}")
+
+
+@app.command()
+def info(
+    input: Path = typer.Argument(..., help=".qres file", exists=True, dir_okay=False),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", help="key, for an encrypted file"),
+    as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON"),
+) -> None:
+    """Show a .qres file's header, blocks, channels, sizes and compression ratio."""
+    data = input.read_bytes()
+    key = _key(key_file)
+    try:
+        header = ct.read_header(data)
+        blocks = ct.describe(data, key=key)
+        _, parsed = ct.read_container(data, key=key)
+    except QresError as exc:
+        _fail(f"{input}: {exc}")
+    manifest = next((b.manifest for b in parsed if isinstance(b, ct.ManifestBlock)), {})
+    extra = manifest.get("extra") or {}
+    names = {e.get("channel"): e.get("name") for e in extra.get("columns", []) if "channel" in e}
+    first_model = next((b for b in parsed if isinstance(b, ct.EpiphanyBlock)), None)
+    chans = []
+    if first_model is not None:
+        try:
+            model = Model.from_bytes(first_model.model)
+            for i, ch in enumerate(model.channels):
+                t, p = ch.transform, ch.predictor
+                chans.append({
+                    "channel": i, "name": names.get(i, f"c{i}"), "dtype": str(np.dtype(t.dtype)), "transform": t.kind,
+                    "decimals": t.decimals, "step": t.step, "order": p.order, "seasonal_lags": list(p.full_lags),
+                })
+        except QresError as exc:
+            chans.append({"error": str(exc)})
+    rows = manifest.get("rows", 0)
+    nvals = rows * len(manifest.get("dtypes", []))
+    summary = {
+        "file": str(input), "bytes": len(data), "version": f"{header.major}.{header.minor}",
+        "flags": {"solid": header.solid, "encrypted": header.encrypted, "block_crc": header.block_crc},
+        "uncompressed_bytes": header.total_size, "ratio": header.total_size / max(len(data), 1),
+        "rows": rows, "values": nvals, "bits_per_value": 8 * len(data) / max(nvals, 1),
+        "max_error": manifest.get("max_error"), "channels": chans, "blocks": blocks,
+    }
+    if as_json:
+        out.print_json(json.dumps(summary, default=str))
+        return
+    out.print(f"[bold]{input}[/bold]: QRES {summary['version']}, {len(data):,} bytes, flags {summary['flags']}")
+    out.print(f"{rows:,} rows x {len(manifest.get('dtypes', []))} channels; {header.total_size:,} bytes uncompressed; "
+              f"ratio {summary['ratio']:.2f}; {summary['bits_per_value']:.2f} bits/value")
+    t = RichTable(title="blocks")
+    for col in ("#", "type", "offset", "bytes", "fields"):
+        t.add_column(col)
+    for b in blocks:
+        fields = {k: v for k, v in b.items() if k not in ("index", "type", "type_code", "offset", "size", "manifest")}
+        t.add_row(str(b["index"]), b["type"], str(b["offset"]), str(b["size"]), json.dumps(fields, default=str))
+    out.print(t)
+    if chans:
+        t = RichTable(title="channels (first block's model)")
+        for col in chans[0]:
+            t.add_column(col)
+        for c in chans:
+            t.add_row(*[str(v) for v in c.values()])
+        out.print(t)
+
+
+@app.command()
+def keygen(path: Path = typer.Argument(..., help="key file to create (64 hex chars, mode 0600)")) -> None:
+    """Create a new random AES-256 key file."""
+    try:
+        ct.generate_key_file(path)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def bench(
+    files: list[str] = typer.Argument(None, help="CSV files or bundled dataset names (default: every bundled dataset)"),
+    out_dir: Path = typer.Option(Path("qres-bench"), "--out", help="folder for results.json, results.md and results.png"),
+    modes: list[str] = typer.Option(["lossless", "frames", "lossy", "speed"], "--mode", help="lossless, frames, lossy, speed"),
+) -> None:
+    """Compare qres with the installed peers (pcodec, zstd, xz, SZ3) and write JSON, Markdown and a plot."""
+    from . import benchmark
+
+    try:
+        res = benchmark.run(files or None, modes=modes, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
+    except (ValueError, OSError, KeyError) as exc:
+        _fail(str(exc))
+    out.print(benchmark.render_rich(res))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    benchmark.save_json(res, out_dir / "results.json")
+    (out_dir / "results.md").write_text(benchmark.render_markdown(res))
+    benchmark.plot(res, out_dir / "results.png")
+    console.print(f"wrote {out_dir}/results.json, results.md, results.png")
+    if res.get("checks"):
+        _fail("some checks failed: " + "; ".join(res["checks"]))
+
+
+@app.command()
+def demo() -> None:
+    """Compress every bundled dataset through the CLI path, check the round trip, compare with the peers."""
+    from . import benchmark
+
+    t = RichTable(title="QRES on the bundled recordings (lossless, bits per value)")
+    for col in ("dataset", "CSV bytes", ".qres bytes", "qres", "best peer", "qres / best", "round trip"):
+        t.add_column(col)
+    res = benchmark.run(modes=("lossless",), progress=None)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in datasets.names():
+            src = datasets.path(name)
+            table = read_csv(src)
+            channels, errors, extra = table_to_columns(table, None)
+            data = compress_columns(channels, extra=extra)
+            back, manifest = decompress_columns(data)
+            dst = Path(tmp) / f"{name}.csv"
+            write_csv(columns_to_table(back, manifest["extra"]), dst)
+            same = dst.read_text() == src.read_text()
+            r = res["lossless"]["datasets"][name]
+            t.add_row(
+                name, f"{src.stat().st_size:,}", f"{len(data):,}", f"{r['qres']:.2f}",
+                f"{r['best_peer_bpv']:.2f} ({r['best_peer']})", f"{r['ratio']:.3f}", "identical" if same else "[red]differs[/red]",
+            )
+    out.print(t)
+    out.print(f"geometric mean of qres / best peer: {res['lossless']['geomean_ratio']:.3f}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

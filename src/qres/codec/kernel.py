@@ -1,0 +1,267 @@
+"""The sequential predict-and-code loops (numba): one block of rows, all channels interleaved.
+
+Row t is coded channel by channel, so a decoder has every earlier row when it predicts. For each
+value the channel's linear predictor gives `pred`; lossless mode codes r = z - pred (mod 2^64),
+error-bounded mode codes q = round((z - pred) / (2B + 1)) and rebuilds pred + q (2B + 1). An optional
+per-row flag codes "this row repeats the previous row" (resampled logs repeat rows).
+
+Per-channel parameters travel in an int64 matrix `par` (columns named below), predictor lags and
+Q16.16 weights in (channels, MAX_LAGS) matrices, adaptive CDFs in (channels, NCTX, NSYM + 1).
+Return codes below 0 are decoding errors (see ERRORS).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from .rans import (
+    CDF_BITS,
+    CDF_ONE,
+    DIRECT,
+    ESCAPE,
+    NSYM,
+    RANS_L,
+    bit_length,
+    context_of,
+    next_energy,
+    rans_encode,
+    split_token,
+    token_base,
+    unzigzag,
+    update_cdf,
+    zigzag,
+)
+
+NCTX = 24  # energy contexts per channel
+MAX_LAGS = 24
+
+# columns of `par`
+P_NA = 0  # number of lags of the short predictor (lags 1..NA)
+P_NB = 1  # number of lags of the full predictor
+P_MAXLAG_B = 2  # largest lag of the full predictor
+P_INTW = 3  # 1: weights are whole numbers (multiples of 2^16) applied modulo 2^64
+P_LEVEL = 4  # prediction of the first value
+P_BOUND = 5  # error bound B in integer units (0 = lossless)
+P_SHIFT = 6  # context c codes u >> max(0, c - SHIFT) as the token
+P_RATE = 7  # slowest CDF adaptation rate (2^-RATE)
+P_ENERGY0 = 8  # energy before the first value
+P_LEVEL_ENERGY = 9  # energy used to code the first value
+NPAR = 10
+
+REPEAT_RATE = 5
+ERRORS = {
+    -1: "compressed data ends early",
+    -2: "invalid token or bit length in the compressed data",
+    -3: "compressed data does not end where its checksum says (corrupt data or another model)",
+}
+
+
+@nb.njit(cache=True, inline="always")
+def _predict(y, t, c, par, lags_a, w_a, lags_b, w_b):
+    if t == 0:
+        return par[c, P_LEVEL]
+    nb_ = par[c, P_NB]
+    if nb_ > 0 and t >= par[c, P_MAXLAG_B]:
+        lags = lags_b
+        w = w_b
+        n = nb_
+    else:
+        na = par[c, P_NA]
+        if na == 0:
+            return par[c, P_LEVEL]
+        if t < na:
+            return y[t - 1, c]
+        lags = lags_a
+        w = w_a
+        n = na
+    if par[c, P_INTW]:
+        acc = np.uint64(0)
+        for j in range(n):
+            acc += np.uint64(w[c, j] >> 16) * np.uint64(y[t - lags[c, j], c])
+        return np.int64(acc)
+    acc = np.int64(0)
+    for j in range(n):
+        acc += w[c, j] * y[t - lags[c, j], c]
+    return (acc + 32768) >> 16
+
+
+@nb.njit(cache=True)
+def encode_block(z, par, lags_a, w_a, lags_b, w_b, cdf, repeat_rows, tag, y, hist):
+    """Code rows z (n, C) int64. Writes reconstructed values into y; returns the uint16 words.
+
+    `cdf` is updated in place (the adapted state after the block); hist (C, NCTX, NSYM) counts the
+    tokens coded in each context (for training a model's tables).
+    """
+    n, nch = z.shape
+    cap = n * nch * 6 + n + 8
+    starts = np.empty(cap, np.uint32)
+    freqs = np.empty(cap, np.uint32)
+    scales = np.empty(cap, np.uint8)
+    m = 0
+    energy = par[:, P_ENERGY0].copy()
+    rep_p = np.int64(CDF_ONE >> 4)  # probability (of CDF_ONE) that a row repeats
+    for t in range(n):
+        if repeat_rows and t > 0:
+            rep = True
+            for c in range(nch):
+                d = z[t, c] - y[t - 1, c]
+                if d > par[c, P_BOUND] or d < -par[c, P_BOUND]:
+                    rep = False
+                    break
+            if rep:
+                starts[m] = 0
+                freqs[m] = rep_p
+                scales[m] = CDF_BITS
+                m += 1
+                rep_p += (CDF_ONE - rep_p) >> REPEAT_RATE
+                if rep_p > CDF_ONE - 64:
+                    rep_p = CDF_ONE - 64
+                for c in range(nch):
+                    y[t, c] = y[t - 1, c]
+                continue
+            starts[m] = rep_p
+            freqs[m] = CDF_ONE - rep_p
+            scales[m] = CDF_BITS
+            m += 1
+            rep_p -= rep_p >> REPEAT_RATE
+            if rep_p < 64:
+                rep_p = 64
+        for c in range(nch):
+            pred = _predict(y, t, c, par, lags_a, w_a, lags_b, w_b)
+            bound = par[c, P_BOUND]
+            if bound == 0:
+                r = np.int64(np.uint64(z[t, c]) - np.uint64(pred))
+                y[t, c] = z[t, c]
+            else:
+                step = 2 * bound + 1
+                r = (z[t, c] - pred + bound) // step
+                y[t, c] = pred + r * step
+            u = zigzag(r)
+            ctx = context_of(par[c, P_LEVEL_ENERGY] if t == 0 else energy[c])
+            k = ctx - par[c, P_SHIFT]
+            if k < 0:
+                k = 0
+            ci = ctx if ctx < cdf.shape[1] else cdf.shape[1] - 1
+            v = u >> np.uint64(k)
+            tok, ex = split_token(v)
+            hist[c, ci, tok] += 1
+            starts[m] = cdf[c, ci, tok]
+            freqs[m] = cdf[c, ci, tok + 1] - cdf[c, ci, tok]
+            scales[m] = CDF_BITS
+            m += 1
+            nraw = ex + k
+            if tok == ESCAPE:
+                starts[m] = ex + 1  # the bit length of v, 15..64
+                freqs[m] = 1
+                scales[m] = 7
+                m += 1
+            # raw bits: the low nraw bits of u, in chunks of at most 16, most significant first
+            while nraw > 0:
+                b = nraw if nraw < 16 else 16
+                nraw -= b
+                starts[m] = np.uint32((u >> np.uint64(nraw)) & np.uint64((1 << b) - 1))
+                freqs[m] = 1
+                scales[m] = b
+                m += 1
+            cnt_rate = par[c, P_RATE]
+            update_cdf(cdf[c, ci], tok, cnt_rate)
+            energy[c] = next_energy(energy[c], u)
+    out = np.empty(2 * m + 4, np.uint16)
+    nw = rans_encode(starts, freqs, scales, m, RANS_L + (tag & 0xFFFF), out)
+    return out[out.shape[0] - nw :].copy()
+
+
+@nb.njit(cache=True)
+def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, cdf, repeat_rows, tag, y):
+    """Decode n rows into y (n, C) from uint16 `words`. Returns the number of words used, or an error code < 0."""
+    nch = y.shape[1]
+    nw = words.shape[0]
+    if nw < 2:
+        return -1
+    x = (np.uint64(words[0]) << np.uint64(16)) | np.uint64(words[1])
+    pos = 2
+    energy = par[:, P_ENERGY0].copy()
+    rep_p = np.int64(CDF_ONE >> 4)
+    mask15 = np.uint64(CDF_ONE - 1)
+    for t in range(n):
+        if repeat_rows and t > 0:
+            slot = np.int64(x & mask15)
+            if slot < rep_p:
+                x = np.uint64(rep_p) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot)
+                rep = True
+            else:
+                x = np.uint64(CDF_ONE - rep_p) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - rep_p)
+                rep = False
+            while x < np.uint64(RANS_L):
+                if pos >= nw:
+                    return -1
+                x = (x << np.uint64(16)) | np.uint64(words[pos])
+                pos += 1
+            if rep:
+                rep_p += (CDF_ONE - rep_p) >> REPEAT_RATE
+                if rep_p > CDF_ONE - 64:
+                    rep_p = CDF_ONE - 64
+                for c in range(nch):
+                    y[t, c] = y[t - 1, c]
+                continue
+            rep_p -= rep_p >> REPEAT_RATE
+            if rep_p < 64:
+                rep_p = 64
+        for c in range(nch):
+            pred = _predict(y, t, c, par, lags_a, w_a, lags_b, w_b)
+            ctx = context_of(par[c, P_LEVEL_ENERGY] if t == 0 else energy[c])
+            k = ctx - par[c, P_SHIFT]
+            if k < 0:
+                k = 0
+            ci = ctx if ctx < cdf.shape[1] else cdf.shape[1] - 1
+            row = cdf[c, ci]
+            slot = np.int64(x & mask15)
+            tok = 0
+            while tok < NSYM - 1 and row[tok + 1] <= slot:
+                tok += 1
+            x = np.uint64(row[tok + 1] - row[tok]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - row[tok])
+            while x < np.uint64(RANS_L):
+                if pos >= nw:
+                    return -1
+                x = (x << np.uint64(16)) | np.uint64(words[pos])
+                pos += 1
+            if tok == ESCAPE:
+                nbits = np.int64(x & np.uint64(127))
+                x >>= np.uint64(7)
+                while x < np.uint64(RANS_L):
+                    if pos >= nw:
+                        return -1
+                    x = (x << np.uint64(16)) | np.uint64(words[pos])
+                    pos += 1
+                if nbits < 15 or nbits - 1 + k > 63:
+                    return -2
+                nraw = nbits - 1 + k
+                u = np.uint64(1) << np.uint64(nraw)
+            else:
+                base, ex = token_base(tok)
+                nraw = ex + k
+                if nraw > 63 or (tok >= DIRECT and nraw + 2 > 64):
+                    return -2
+                u = base << np.uint64(k)
+            while nraw > 0:
+                b = nraw if nraw < 16 else 16
+                nraw -= b
+                u |= (x & np.uint64((1 << b) - 1)) << np.uint64(nraw)
+                x >>= np.uint64(b)
+                while x < np.uint64(RANS_L):
+                    if pos >= nw:
+                        return -1
+                    x = (x << np.uint64(16)) | np.uint64(words[pos])
+                    pos += 1
+            r = unzigzag(u)
+            bound = par[c, P_BOUND]
+            if bound == 0:
+                y[t, c] = np.int64(np.uint64(pred) + np.uint64(r))
+            else:
+                y[t, c] = pred + r * (2 * bound + 1)
+            update_cdf(row, tok, par[c, P_RATE])
+            energy[c] = next_energy(energy[c], u)
+    if x != np.uint64(RANS_L + (tag & 0xFFFF)):
+        return -3
+    return pos

@@ -1,0 +1,311 @@
+"""The model ("gene"): everything encoder and decoder must share to code a set of channels.
+
+Per channel: the transform to integers, the predictor, and the entropy coder's settings; optionally
+trained CDF tables, so that a short frame starts from learned statistics instead of a flat prior.
+`Model.to_bytes()` is the gene the swarm exchanges and stores; `Model.id` is a stable hash of it.
+
+Gene layout (all integers LEB128 varints unless noted):
+  b"QG", version u8 (=1), channel count, flags u8 (bit 0: rows may repeat, bit 1: tables present)
+  per channel: dtype code u8, kind u8, decimals (signed), offset (signed), step,
+               predictor id u8, predictor bytes, shift u8, rate u8, energy0, level energy
+  if tables: per channel a u32 mask of the contexts stored, then per stored context NSYM-1
+             frequencies (the last one is 2^15 minus their sum)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from ..errors import QresFormatError
+from . import kernel as K
+from .predictor import LinearPredictor, fit_linear
+from .rans import CDF_ONE, NSYM, initial_cdf
+from .transform import Transform, fit_transform
+from .varint import Reader, put_svarint, put_uvarint
+
+GENE_MAGIC = b"QG"
+GENE_VERSION = 1
+MAX_CHANNELS = 4096
+DTYPES = ("<i1", "<i2", "<i4", "<i8", "|u1", "<u1", "<u2", "<u4", "<u8", "<f4", "<f8", "|i1")
+_KINDS = ("int", "decimal", "bits", "binary")
+SHIFTS = (2, 3, 4)
+RATES = (4, 5, 6, 7)
+TRIAL_WINDOW = 8192
+
+
+@dataclass(frozen=True)
+class ChannelModel:
+    """One channel's share of a model (see module doc); energies are in units of 1/16 of |residual|."""
+
+    transform: Transform
+    predictor: LinearPredictor
+    shift: int = 3
+    rate: int = 5
+    energy0: int = 0
+    level_energy: int = 0
+
+
+def _dtype_code(dtype: str) -> int:
+    return DTYPES.index(np.dtype(dtype).str)
+
+
+class Model:
+    """A fitted model for arrays of a fixed number of channels. Immutable; compare by `id`."""
+
+    def __init__(self, channels: tuple[ChannelModel, ...], *, repeat_rows: bool = False, tables: np.ndarray | None = None):
+        if not 1 <= len(channels) <= MAX_CHANNELS:
+            raise ValueError(f"a model has 1..{MAX_CHANNELS} channels, got {len(channels)}")
+        self.channels = tuple(channels)
+        self.repeat_rows = bool(repeat_rows)
+        self.tables = tables
+
+    # -- identity ---------------------------------------------------------------------------
+    @cached_property
+    def _bytes(self) -> bytes:
+        out = bytearray(GENE_MAGIC)
+        out.append(GENE_VERSION)
+        put_uvarint(out, len(self.channels))
+        out.append(int(self.repeat_rows) | (2 if self.tables is not None else 0))
+        for ch in self.channels:
+            t = ch.transform
+            out += bytes([_dtype_code(t.dtype), _KINDS.index(t.kind)])
+            put_svarint(out, t.decimals)
+            put_svarint(out, t.offset if t.offset < 2**63 else t.offset - 2**64)
+            put_uvarint(out, t.step)
+            out.append(ch.predictor.predictor_id)
+            out += ch.predictor.to_bytes()
+            out += bytes([ch.shift, ch.rate])
+            put_uvarint(out, ch.energy0)
+            put_uvarint(out, ch.level_energy)
+        if self.tables is not None:
+            prior = initial_cdf(1)[0]
+            for c in range(len(self.channels)):
+                rows = [i for i in range(K.NCTX) if not np.array_equal(self.tables[c, i], prior)]
+                out += struct.pack("<I", sum(1 << i for i in rows))
+                for i in rows:
+                    for f in np.diff(self.tables[c, i])[:-1]:
+                        put_uvarint(out, int(f))
+        return bytes(out)
+
+    def to_bytes(self) -> bytes:
+        """The gene: a deterministic byte string (same model, same bytes)."""
+        return self._bytes
+
+    @cached_property
+    def id(self) -> str:
+        """Short stable hash of the gene: 16 lowercase hex digits (the first 8 bytes of its SHA-256)."""
+        return hashlib.sha256(self._bytes).hexdigest()[:16]
+
+    @property
+    def tag(self) -> int:
+        """16-bit check value that frames carry implicitly (their coder ends on it)."""
+        return int(self.id[:4], 16)
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Model) and other.to_bytes() == self.to_bytes()
+
+    def __hash__(self) -> int:
+        return hash(self.to_bytes())
+
+    def __repr__(self) -> str:
+        kinds = ",".join(f"{c.transform.kind}/p{c.predictor.order}" for c in self.channels)
+        return f"Model(id={self.id}, channels={len(self.channels)} [{kinds}], {len(self._bytes)} bytes)"
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Model":
+        """Parse a gene; any malformed input raises QresFormatError."""
+        r = Reader(data, what="model")
+        if r.take(2) != GENE_MAGIC:
+            raise QresFormatError("model: not a QRES model (bad magic) at byte 0")
+        version = r.u8()
+        if version != GENE_VERSION:
+            raise QresFormatError(f"model: version {version} is not supported (this build reads {GENE_VERSION})")
+        n = r.uvarint(MAX_CHANNELS)
+        if n == 0:
+            raise r.fail("model has no channels")
+        flags = r.u8()
+        if flags & ~3:
+            raise r.fail(f"unknown model flags {flags:#x}")
+        chans = []
+        for _ in range(n):
+            code, kind, decimals = r.u8(), r.u8(), r.svarint()
+            if code >= len(DTYPES) or kind >= len(_KINDS):
+                raise r.fail("unknown channel dtype or kind")
+            offset = r.svarint()
+            step = r.uvarint()
+            from .transform import transform_from_dict
+
+            t = transform_from_dict(
+                {"kind": _KINDS[kind], "dtype": DTYPES[code], "decimals": decimals, "offset": offset, "step": step}
+            )
+            pid = r.u8()
+            if pid != LinearPredictor.predictor_id:
+                raise r.fail(f"unknown predictor id {pid}")
+            pred = LinearPredictor.read(r)
+            shift, rate = r.u8(), r.u8()
+            if shift > 16 or not 1 <= rate <= 12:
+                raise r.fail("entropy settings out of range")
+            e0 = r.uvarint(2**46)
+            le = r.uvarint(2**46)
+            chans.append(ChannelModel(t, pred, shift, rate, e0, le))
+        tables = None
+        if flags & 2:
+            tables = initial_cdf(K.NCTX)[None].repeat(n, axis=0)
+            for c in range(n):
+                mask = struct.unpack("<I", r.take(4))[0]
+                if mask >> K.NCTX:
+                    raise r.fail("table mask names unknown contexts")
+                for i in range(K.NCTX):
+                    if mask >> i & 1:
+                        f = [r.uvarint(CDF_ONE) for _ in range(NSYM - 1)]
+                        last = CDF_ONE - sum(f)
+                        if min(f) < 1 or last < 1:
+                            raise r.fail("table frequencies do not sum to 2^15")
+                        tables[c, i, 1:] = np.cumsum(f + [last])
+        if r.remaining():
+            raise r.fail("trailing bytes after the model")
+        return cls(tuple(chans), repeat_rows=bool(flags & 1), tables=tables)
+
+    # -- kernel inputs ----------------------------------------------------------------------
+    def kernel_params(self, bounds: np.ndarray | None = None):
+        """(par, lags_a, w_a, lags_b, w_b, cdf) arrays for the codec kernel; cdf is a fresh copy."""
+        c = len(self.channels)
+        par = np.zeros((c, K.NPAR), np.int64)
+        la = np.zeros((c, K.MAX_LAGS), np.int64)
+        wa = np.zeros_like(la)
+        lb = np.zeros_like(la)
+        wb = np.zeros_like(la)
+        for i, ch in enumerate(self.channels):
+            p = ch.predictor
+            la[i], wa[i], lb[i], wb[i] = p.kernel_arrays(K.MAX_LAGS)
+            par[i, K.P_NA] = p.order
+            par[i, K.P_NB] = len(p.full_lags)
+            par[i, K.P_MAXLAG_B] = max(p.full_lags, default=0)
+            par[i, K.P_INTW] = int(p.integer_weights)
+            par[i, K.P_LEVEL] = p.level
+            par[i, K.P_SHIFT] = ch.shift
+            par[i, K.P_RATE] = ch.rate
+            par[i, K.P_ENERGY0] = ch.energy0
+            par[i, K.P_LEVEL_ENERGY] = ch.level_energy
+        if bounds is not None:
+            par[:, K.P_BOUND] = bounds
+        cdf = self.tables.copy() if self.tables is not None else initial_cdf(K.NCTX)[None].repeat(c, axis=0)
+        return par, la, wa, lb, wb, cdf
+
+    # -- fitting ----------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, values: np.ndarray, *, tables: bool = True, bounds: np.ndarray | None = None) -> "Model":
+        """Fit a model to `values` (1-D, or 2-D (samples, channels)) of an integer dtype, float32 or float64.
+
+        With `tables` the model carries CDF tables trained on `values` (what frames need); without,
+        coding starts from a flat prior and adapts (what long streams need). `bounds` (per channel,
+        in integer units of each channel's transform) fits for error-bounded coding.
+        """
+        arr = as_2d(values)
+        columns = [np.ascontiguousarray(arr[:, c]) for c in range(arr.shape[1])]
+        return fit_columns(columns, [fit_transform(col) for col in columns], tables=tables, bounds=bounds)
+
+
+def as_2d(values: np.ndarray) -> np.ndarray:
+    """View a 1-D or 2-D array as (samples, channels); reject other shapes and dtypes clearly."""
+    arr = np.asarray(values)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"values must be 1-D or 2-D (samples, channels), got shape {arr.shape}")
+    if arr.shape[1] == 0 or arr.shape[1] > MAX_CHANNELS:
+        raise ValueError(f"values must have 1..{MAX_CHANNELS} channels, got {arr.shape[1]}")
+    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype in (np.float32, np.float64)):
+        raise TypeError(f"unsupported dtype {arr.dtype}: use an integer dtype, float32 or float64")
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    return arr
+
+
+def _trial_words(z: np.ndarray, ch: ChannelModel, bound: int) -> int:
+    m = Model((ch,))
+    par, la, wa, lb, wb, cdf = m.kernel_params(np.array([bound]))
+    zz = np.ascontiguousarray(z[:, None])
+    y = np.empty_like(zz)
+    hist = np.zeros((1, K.NCTX, NSYM), np.int64)
+    return len(K.encode_block(zz, par, la, wa, lb, wb, cdf, False, 0, y, hist))
+
+
+def _energy(u: np.ndarray) -> int:
+    return int(min(2**40, 16 * float(np.mean(u)))) if len(u) else 0
+
+
+def fit_channel(z: np.ndarray, transform: Transform, *, frame_ready: bool, bound: int = 0) -> ChannelModel:
+    """Choose predictor and entropy settings for one int64 stream by trial-coding a window of it."""
+    cands = fit_linear(z)
+    window = z[:TRIAL_WINDOW]
+    best: ChannelModel | None = None
+    best_words = None
+    for pred in cands:
+        if not frame_ready and len(z):
+            pred = LinearPredictor(int(z[0]), pred.short_weights, pred.full_lags, pred.full_weights, pred.integer_weights)
+        ch = ChannelModel(transform, pred)
+        words = _trial_words(window, ch, bound)
+        if best_words is None or words < best_words:
+            best, best_words = ch, words
+    assert best is not None
+    for field, options in (("shift", SHIFTS), ("rate", RATES)):
+        for opt in options:
+            cand = ChannelModel(**{**best.__dict__, field: opt})
+            words = _trial_words(window, cand, bound)
+            if words < best_words:
+                best, best_words = cand, words
+    if frame_ready and len(z) > 1:
+        p = best.predictor
+        first = np.abs(z - p.level)
+        d = np.abs(np.diff(z)).astype(np.float64)
+        best = ChannelModel(best.transform, p, best.shift, best.rate, _energy(d), _energy(first))
+    return best
+
+
+def fit_columns(columns: list[np.ndarray], transforms: list[Transform], *, tables: bool, bounds: np.ndarray | None = None) -> Model:
+    """Fit a model to equal-length columns, each mapped to integers by its given transform."""
+    nch = len(columns)
+    n = len(columns[0])
+    z = np.empty((n, nch), np.int64)
+    for c, t in enumerate(transforms):
+        z[:, c] = t.forward(columns[c])[0]
+    bnd = np.zeros(nch, np.int64) if bounds is None else np.asarray(bounds, np.int64)
+    chans = tuple(fit_channel(z[:, c], transforms[c], frame_ready=tables, bound=int(bnd[c])) for c in range(nch))
+    repeat = False
+    if nch > 1 and len(z) > 16:
+        same = np.all(np.abs(z[1:] - z[:-1]) <= bnd, axis=1)
+        repeat = bool(same.mean() > 0.01)
+    model = Model(chans, repeat_rows=repeat)
+    if tables and len(z):
+        model = Model(chans, repeat_rows=repeat, tables=train_tables(model, z, bnd))
+    return model
+
+
+def train_tables(model: Model, z: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """CDF tables from the token counts of each context over z, blended with the prior."""
+    par, la, wa, lb, wb, cdf = model.kernel_params(bounds)
+    hist = np.zeros((model.n_channels, K.NCTX, NSYM), np.int64)
+    y = np.empty_like(z)
+    K.encode_block(np.ascontiguousarray(z), par, la, wa, lb, wb, cdf, model.repeat_rows, 0, y, hist)
+    prior = initial_cdf(K.NCTX)[None].repeat(model.n_channels, axis=0)
+    out = prior.copy()
+    for c in range(model.n_channels):
+        for i in range(K.NCTX):
+            total = int(hist[c, i].sum())
+            if total < 16:
+                continue
+            p = (hist[c, i] + 0.5) / (total + 0.5 * NSYM)
+            freq = np.maximum(1, np.floor(p * (CDF_ONE - NSYM)).astype(np.int64))
+            freq[int(np.argmax(freq))] += CDF_ONE - int(freq.sum())
+            out[c, i, 1:] = np.cumsum(freq)
+    return out

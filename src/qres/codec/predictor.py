@@ -1,0 +1,249 @@
+"""Predictors: the part of a model that guesses the next integer of a channel from its past.
+
+Every predictor has a one-byte `predictor_id`, serialises to bytes, and is fitted on the encoder side
+(floats are allowed there); what a decoder runs is integer-only. The linear predictor is the one the
+codec kernel runs today; LSTM and TAAF predictors register new ids later.
+
+LinearPredictor: Q16.16 weights on lags. A *short* part uses lags 1..p and serves from row p on; an
+optional *full* part adds seasonal lags (a daily cycle, say) and serves once the longest lag is
+available. Before that, the previous value is the prediction, and the very first value is predicted
+as `level`. With `integer_weights` the weights are whole numbers applied modulo 2^64, for channels
+whose integers are too wide for exact Q16.16 products.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import QresFormatError
+from ..fixed import Q16_ONE, to_q16
+from .varint import Reader, put_svarint, put_uvarint
+
+MAX_ORDER = 16
+MAX_LAGS = 24
+MAX_LAG = 4096
+MAX_WEIGHT = 2**23  # |w| < 128 in Q16.16
+NARROW_LIMIT = 2**36  # |z| below this keeps Q16.16 products inside int64
+
+
+class Predictor(abc.ABC):
+    """Interface of every predictor a model can hold."""
+
+    predictor_id: int
+
+    @abc.abstractmethod
+    def to_bytes(self) -> bytes:
+        """The predictor's state, as stored in a model (gene)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_bytes(cls, data: bytes) -> "Predictor":
+        """Parse `to_bytes` output; raises QresFormatError on anything malformed."""
+
+
+@dataclass(frozen=True)
+class LinearPredictor(Predictor):
+    """Fixed-point linear prediction over lags (see module doc). Weights are Q16.16 int32 raws."""
+
+    level: int = 0
+    short_weights: tuple[int, ...] = ()  # lags 1..p
+    full_lags: tuple[int, ...] = ()
+    full_weights: tuple[int, ...] = ()
+    integer_weights: bool = False
+    predictor_id: int = field(default=1, init=False)
+
+    @property
+    def order(self) -> int:
+        return len(self.short_weights)
+
+    def to_bytes(self) -> bytes:
+        out = bytearray([int(self.integer_weights)])
+        put_svarint(out, self.level)
+        out.append(len(self.short_weights))
+        for w in self.short_weights:
+            put_svarint(out, w)
+        out.append(len(self.full_lags))
+        for lag, w in zip(self.full_lags, self.full_weights):
+            put_uvarint(out, lag)
+            put_svarint(out, w)
+        return bytes(out)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "LinearPredictor":
+        r = Reader(data, what="linear predictor")
+        pred = cls.read(r)
+        if r.remaining():
+            raise r.fail("trailing bytes")
+        return pred
+
+    @classmethod
+    def read(cls, r: Reader) -> "LinearPredictor":
+        """Parse one predictor from a Reader (raises QresFormatError on anything out of range)."""
+        intw = r.u8()
+        if intw > 1:
+            raise r.fail("bad weight-kind flag")
+        level = r.svarint()
+        p = r.u8()
+        if p > MAX_ORDER:
+            raise r.fail(f"order {p} exceeds {MAX_ORDER}")
+        short = tuple(r.svarint() for _ in range(p))
+        q = r.u8()
+        if q > MAX_LAGS:
+            raise r.fail(f"{q} lags exceed {MAX_LAGS}")
+        lags, full = [], []
+        for _ in range(q):
+            lags.append(r.uvarint(MAX_LAG))
+            full.append(r.svarint())
+        if any(abs(w) >= MAX_WEIGHT for w in short + tuple(full)):
+            raise r.fail("weight out of range")
+        if any(lag < 1 for lag in lags):
+            raise r.fail("lag 0")
+        return cls(level, short, tuple(lags), tuple(full), bool(intw))
+
+    def kernel_arrays(self, max_lags: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(lags_a, w_a, lags_b, w_b) rows for the codec kernel, zero-padded to max_lags."""
+        la = np.zeros(max_lags, np.int64)
+        wa = np.zeros(max_lags, np.int64)
+        lb = np.zeros(max_lags, np.int64)
+        wb = np.zeros(max_lags, np.int64)
+        p = self.order
+        la[:p] = np.arange(1, p + 1)
+        wa[:p] = self.short_weights
+        q = len(self.full_lags)
+        lb[:q] = self.full_lags
+        wb[:q] = self.full_weights
+        return la, wa, lb, wb
+
+
+# --- fitting (encoder side) -------------------------------------------------------------------
+
+FIT_WINDOW = 1 << 15
+
+
+def _windows(z: np.ndarray, size: int = FIT_WINDOW, count: int = 4) -> list[np.ndarray]:
+    n = len(z)
+    if n <= size * count:
+        return [z]
+    starts = np.linspace(0, n - size, count).astype(int)
+    return [z[s : s + size] for s in starts]
+
+
+def _design(parts: list[np.ndarray], lags: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    maxlag = max(lags)
+    xs, ys = [], []
+    for w in parts:
+        if len(w) <= maxlag + 1:
+            continue
+        wf = w.astype(np.float64)
+        xs.append(np.stack([wf[maxlag - lag : len(w) - lag] for lag in lags], axis=1))
+        ys.append(wf[maxlag:])
+    if not xs:
+        return np.zeros((0, len(lags))), np.zeros(0)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    a = x.T @ x
+    b = x.T @ y
+    reg = 1e-9 * (np.trace(a) / max(len(a), 1) + 1.0)
+    try:
+        return np.linalg.solve(a + reg * np.eye(len(a)), b)
+    except np.linalg.LinAlgError:
+        return None
+
+
+def _quantise(w: np.ndarray) -> tuple[int, ...]:
+    q = np.clip(to_q16(np.clip(w, -127.0, 127.0)), -(MAX_WEIGHT - 1), MAX_WEIGHT - 1)
+    return tuple(int(v) for v in np.atleast_1d(q))
+
+
+def _cost_bits(resid: np.ndarray) -> float:
+    """Rough coded size of residuals in bits (Laplacian estimate), for choosing among candidates."""
+    if len(resid) == 0:
+        return 0.0
+    mad = float(np.mean(np.abs(resid))) + 0.5
+    return len(resid) * (np.log2(mad) + 1.44)
+
+
+def _residual(z: np.ndarray, lags: tuple[int, ...], weights: tuple[int, ...]) -> np.ndarray:
+    maxlag = max(lags)
+    acc = np.zeros(len(z) - maxlag, np.int64)
+    for lag, w in zip(lags, weights):
+        acc += np.int64(w) * z[maxlag - lag : len(z) - lag]
+    return z[maxlag:] - ((acc + 32768) >> 16)
+
+
+def seasonal_period(parts: list[np.ndarray], max_period: int = 1024) -> int | None:
+    """The lag (>= 3) at which the first differences correlate best, if that correlation is strong."""
+    best, best_lag = 0.0, None
+    for w in parts:
+        d = np.diff(w.astype(np.float64))
+        if len(d) < 64:
+            continue
+        d = d - d.mean()
+        n = len(d)
+        lim = min(max_period, n // 3)
+        if lim < 3:
+            continue
+        spec = np.fft.rfft(d, 2 * n)
+        ac = np.fft.irfft(spec * np.conj(spec))[: lim + 1]
+        if ac[0] <= 0:
+            continue
+        ac = ac / ac[0]
+        lag = int(np.argmax(ac[3:])) + 3
+        if ac[lag] > best:
+            best, best_lag = float(ac[lag]), lag
+    return best_lag if best > 0.3 else None
+
+
+def fit_linear(z: np.ndarray, *, max_order: int = MAX_ORDER, seasonal: bool = True) -> list[LinearPredictor]:
+    """Candidate linear predictors for int64 stream z, best first by a residual-size estimate."""
+    n = len(z)
+    level = int(np.median(z)) if n else 0
+    wide = n > 0 and int(np.abs(z).max()) >= NARROW_LIMIT
+    if wide or n < 8:
+        # whole-number weights, exact modulo 2^64: previous value, and linear extrapolation
+        cands = [
+            LinearPredictor(level, (Q16_ONE,), integer_weights=True),
+            LinearPredictor(level, (2 * Q16_ONE, -Q16_ONE), integer_weights=True),
+        ]
+        if n >= 8:
+            cands.sort(key=lambda p: _cost_bits(np.diff(z, p.order)))
+        return cands
+    parts = _windows(z)
+    scored: list[tuple[float, LinearPredictor]] = []
+    zc = np.concatenate(parts)
+    scored.append((_cost_bits(zc - level) + 64, LinearPredictor(level)))
+    for p in (1, 2, 3, 4, 6, 8, 12, 16):
+        if p > max_order or p * 4 > n:
+            continue
+        x, y = _design(parts, list(range(1, p + 1)))
+        if len(y) < 4 * p:
+            continue
+        w = _solve(x, y)
+        if w is None:
+            continue
+        wq = _quantise(w)
+        res = np.concatenate([_residual(part, tuple(range(1, p + 1)), wq) for part in parts if len(part) > p])
+        scored.append((_cost_bits(res) + 20 * p, LinearPredictor(level, wq)))
+    scored.sort(key=lambda s: s[0])
+    best = [s[1] for s in scored[:3]]
+    if seasonal and best and best[0].order > 0:
+        period = seasonal_period(parts)
+        top = best[0]
+        if period is not None and period > top.order + 1 and period + 1 < n // 4:
+            lags = tuple(range(1, top.order + 1)) + (period, period + 1)
+            x, y = _design(parts, list(lags))
+            w = _solve(x, y) if len(y) > 8 * len(lags) else None
+            if w is not None:
+                wq = _quantise(w)
+                res = np.concatenate([_residual(part, lags, wq) for part in parts if len(part) > period + 1])
+                res_short = np.concatenate(
+                    [_residual(part[period + 1 - top.order :], tuple(range(1, top.order + 1)), top.short_weights) for part in parts if len(part) > period + 1]
+                )
+                if _cost_bits(res) + 40 < _cost_bits(res_short):
+                    best.insert(0, LinearPredictor(level, top.short_weights, lags, wq))
+    return best

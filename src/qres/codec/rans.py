@@ -1,0 +1,136 @@
+"""Adaptive entropy coding primitives: tokens, adaptive CDFs and a 32-bit rANS coder (numba).
+
+A residual r becomes an unsigned value u = zigzag(r). A *context* (the channel's recent residual
+energy) selects an adaptive CDF over NSYM tokens and a shift k: the token codes the high part
+u >> k (small values directly, larger ones by bit length plus their second most significant bit), and
+the remaining low bits travel as raw bits. Everything is integer arithmetic, so an encoder and a
+decoder on any platform follow the same CDF states bit for bit.
+
+rANS: state x in [2^16, 2^32), 16-bit renormalisation, probabilities in units of 2^-15 (CDF_ONE).
+The encoder records (start, freq, scale_bits) per coded item going forward, then encodes them in
+reverse; the decoder reads forward. Raw bits are coded as uniform items of up to 16 bits.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+NSYM = 32  # tokens per CDF
+DIRECT = 8  # tokens 0..7 code u' = 0..7 directly
+ESCAPE = NSYM - 1  # then 7 raw bits of the bit length, then the bits below the top one
+MAX_TOKEN_BITS = 14  # tokens 8..29 cover bit lengths 4..14
+CDF_BITS = 15
+CDF_ONE = 1 << CDF_BITS
+RANS_L = 1 << 16
+MIN_FREQ = 1
+ENERGY_SHIFT = 2  # context = bit length of (energy >> ENERGY_SHIFT)
+ENERGY_CAP = 1 << 40
+
+
+@nb.njit(cache=True, inline="always")
+def bit_length(v: np.uint64) -> int:
+    n = 0
+    while v:
+        v >>= np.uint64(1)
+        n += 1
+    return n
+
+
+@nb.njit(cache=True, inline="always")
+def zigzag(r: np.int64) -> np.uint64:
+    return np.uint64((np.uint64(r) << np.uint64(1)) ^ np.uint64(r >> np.int64(63)))
+
+
+@nb.njit(cache=True, inline="always")
+def unzigzag(u: np.uint64) -> np.int64:
+    return np.int64(u >> np.uint64(1)) ^ -np.int64(u & np.uint64(1))
+
+
+def initial_cdf(nctx: int) -> np.ndarray:
+    """The prior CDF of every context: a geometric-like fall-off over tokens (int32, shape (nctx, NSYM+1))."""
+    freq = np.array([max(1, int(CDF_ONE * 0.6 * (0.55**i))) for i in range(NSYM)], dtype=np.int64)
+    freq[ESCAPE] = max(freq[ESCAPE], 4)
+    freq = np.maximum(freq, MIN_FREQ)
+    # normalise exactly to CDF_ONE, fixing the remainder on token 0
+    freq[0] += CDF_ONE - int(freq.sum())
+    cdf = np.zeros(NSYM + 1, dtype=np.int32)
+    cdf[1:] = np.cumsum(freq)
+    return np.tile(cdf, (nctx, 1))
+
+
+@nb.njit(cache=True, inline="always")
+def update_cdf(cdf: np.ndarray, tok: int, rate: int) -> None:
+    """Move probability mass towards token `tok` at speed 2^-rate, keeping every frequency >= MIN_FREQ."""
+    for i in range(1, NSYM):
+        v = cdf[i]
+        if i > tok:
+            v += (CDF_ONE - v) >> rate
+        else:
+            v -= v >> rate
+        cdf[i] = v
+    # keep strictly increasing: cdf[i] >= i*MIN_FREQ and cdf[i] <= CDF_ONE - (NSYM-i)*MIN_FREQ
+    for i in range(1, NSYM):
+        lo = cdf[i - 1] + MIN_FREQ
+        if cdf[i] < lo:
+            cdf[i] = lo
+    for i in range(NSYM - 1, 0, -1):
+        hi = cdf[i + 1] - MIN_FREQ
+        if cdf[i] > hi:
+            cdf[i] = hi
+
+
+@nb.njit(cache=True, inline="always")
+def context_of(energy: np.int64) -> int:
+    return bit_length(np.uint64(energy >> ENERGY_SHIFT))
+
+
+@nb.njit(cache=True, inline="always")
+def next_energy(energy: np.int64, u: np.uint64) -> np.int64:
+    uu = np.int64(u) if u < np.uint64(ENERGY_CAP) else np.int64(ENERGY_CAP)
+    return energy + (((uu << 4) - energy) >> 2)
+
+
+@nb.njit(cache=True, inline="always")
+def split_token(v: np.uint64):
+    """Token of the high part v and the number of extra bits below it (value of those bits = v's low bits)."""
+    if v < np.uint64(DIRECT):
+        return np.int64(v), 0
+    n = bit_length(v)
+    if n > MAX_TOKEN_BITS:
+        return ESCAPE, n - 1
+    return DIRECT + 2 * (n - 4) + np.int64((v >> np.uint64(n - 2)) & np.uint64(1)), n - 2
+
+
+@nb.njit(cache=True, inline="always")
+def token_base(tok: int):
+    """Inverse of split_token for non-escape tokens: (high bits value, number of extra bits)."""
+    if tok < DIRECT:
+        return np.uint64(tok), 0
+    n = (tok - DIRECT) // 2 + 4
+    second = (tok - DIRECT) & 1
+    return np.uint64((2 + second) << (n - 2)), n - 2
+
+
+@nb.njit(cache=True)
+def rans_encode(starts, freqs, scales, count, init_state, out):
+    """Encode items [0, count) in reverse into `out` (uint16 words); returns the number of words.
+
+    The words are written from the end of `out` backwards; the caller slices out[len-nw:].
+    """
+    x = np.uint64(init_state)
+    pos = out.shape[0]
+    for i in range(count - 1, -1, -1):
+        f = np.uint64(freqs[i])
+        s = scales[i]
+        x_max = np.uint64(((RANS_L >> s) << 16)) * f
+        while x >= x_max:
+            pos -= 1
+            out[pos] = np.uint16(x & np.uint64(0xFFFF))
+            x >>= np.uint64(16)
+        x = ((x // f) << np.uint64(s)) + (x % f) + np.uint64(starts[i])
+    pos -= 1
+    out[pos] = np.uint16(x & np.uint64(0xFFFF))
+    pos -= 1
+    out[pos] = np.uint16(x >> np.uint64(16))
+    return out.shape[0] - pos

@@ -1,0 +1,123 @@
+"""Code a block of rows with a model: transforms, patches, the kernel, and back.
+
+The body of both a stream block and a frame is: patches (values the transforms could not map,
+stored exactly), then the kernel's rANS words. The caller writes the row count and header.
+Patches: uvarint count, then per patch uvarint channel, uvarint row delta (from the previous patch
+of any channel, rows ascending then channels), and the value's bits as u64 little-endian.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import QresFormatError, QresModelMismatch
+from . import kernel as K
+from .model import Model
+from .rans import NSYM
+from .varint import Reader, put_uvarint
+
+MAX_BLOCK_VALUES = 1 << 22  # rows x channels a single block may hold (bounds decoder memory)
+
+
+def to_streams(model: Model, columns: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """Apply each channel's transform: (z (n, C) int64, patches as (row, channel, bits))."""
+    n, nch = len(columns[0]), len(columns)
+    z = np.empty((n, nch), np.int64)
+    patches: list[tuple[int, int, int]] = []
+    for c, ch in enumerate(model.channels):
+        col = columns[c]
+        if col.dtype != np.dtype(ch.transform.dtype):
+            raise ValueError(f"channel {c} has dtype {col.dtype}, the model expects {np.dtype(ch.transform.dtype)}")
+        zc, pos, bits = ch.transform.forward(np.ascontiguousarray(col))
+        z[:, c] = zc
+        patches.extend(zip(pos.tolist(), [c] * len(pos), bits.tolist()))
+    patches.sort()
+    return z, patches
+
+
+def write_patches(out: bytearray, patches: list[tuple[int, int, int]]) -> None:
+    put_uvarint(out, len(patches))
+    prev = 0
+    for row, c, bits in patches:
+        put_uvarint(out, c)
+        put_uvarint(out, row - prev)
+        prev = row
+        out += int(bits).to_bytes(8, "little")
+
+
+def read_patches(r: Reader, n: int, nch: int) -> list[tuple[int, int, int]]:
+    count = r.uvarint(n * nch)
+    if count * 10 > r.remaining() * 10 and count > r.remaining():
+        raise r.fail(f"{count} patches cannot fit in {r.remaining()} bytes")
+    out = []
+    row = 0
+    for _ in range(count):
+        c = r.uvarint(nch - 1)
+        row += r.uvarint(n)
+        if row >= n:
+            raise r.fail(f"patch row {row} beyond the block's {n} rows")
+        out.append((row, c, int.from_bytes(r.take(8), "little")))
+    return out
+
+
+def encode_rows(model: Model, columns: list[np.ndarray], bounds: np.ndarray | None = None) -> tuple[bytes, list[np.ndarray]]:
+    """Body bytes (patches + words) for equal-length columns, and the columns a decoder will rebuild."""
+    nch = len(columns)
+    if nch != model.n_channels:
+        raise ValueError(f"the model codes {model.n_channels} channels, the values have {nch}")
+    n = len(columns[0])
+    if n * nch > MAX_BLOCK_VALUES:
+        raise ValueError(f"a block holds at most {MAX_BLOCK_VALUES} values")
+    z, patches = to_streams(model, columns)
+    par, la, wa, lb, wb, cdf = model.kernel_params(bounds)
+    y = np.empty_like(z)
+    hist = np.zeros((nch, K.NCTX, NSYM), np.int64)
+    words = K.encode_block(z, par, la, wa, lb, wb, cdf, model.repeat_rows, model.tag, y, hist)
+    body = bytearray()
+    write_patches(body, patches)
+    body += words.astype("<u2").tobytes()
+    return bytes(body), from_streams(model, y, patches)
+
+
+def from_streams(model: Model, y: np.ndarray, patches: list[tuple[int, int, int]]) -> list[np.ndarray]:
+    """Inverse transforms of decoded streams y (n, C) with their patches -> one array per channel."""
+    cols = []
+    for c, ch in enumerate(model.channels):
+        pos = np.array([p[0] for p in patches if p[1] == c], np.int64)
+        bits = np.array([p[2] for p in patches if p[1] == c], np.uint64)
+        cols.append(ch.transform.inverse(np.ascontiguousarray(y[:, c]), pos, bits))
+    return cols
+
+
+def stack(columns: list[np.ndarray]) -> np.ndarray:
+    """Columns -> (n, C) array of their common dtype."""
+    dtype = np.result_type(*[col.dtype for col in columns])
+    out = np.empty((len(columns[0]), len(columns)), dtype)
+    for c, col in enumerate(columns):
+        out[:, c] = col
+    return out
+
+
+def decode_rows(model: Model, r: Reader, n: int, bounds: np.ndarray | None = None, *, what: str = "block") -> list[np.ndarray]:
+    """Decode n rows from the rest of reader `r` (patches then words, to the end)."""
+    nch = model.n_channels
+    if n * nch > MAX_BLOCK_VALUES:
+        raise r.fail(f"{n} rows x {nch} channels exceed the {MAX_BLOCK_VALUES}-value block limit")
+    patches = read_patches(r, n, nch)
+    rest = r.take(r.remaining())
+    if len(rest) % 2:
+        raise QresFormatError(f"{what}: coded data has an odd number of bytes ({len(rest)})")
+    words = np.frombuffer(rest, dtype="<u2").astype(np.uint16)
+    par, la, wa, lb, wb, cdf = model.kernel_params(bounds)
+    y = np.zeros((n, nch), np.int64)
+    if n:
+        used = K.decode_block(words, n, par, la, wa, lb, wb, cdf, model.repeat_rows, model.tag, y)
+        if used == -3:
+            raise QresModelMismatch(f"{what}: does not decode with model {model.id} (another model, or corrupt data)")
+        if used < 0:
+            raise QresFormatError(f"{what}: {K.ERRORS[int(used)]}")
+        if used != len(words):
+            raise QresFormatError(f"{what}: {len(words) - used} unused coded words at the end (corrupt data or another model)")
+    elif len(words):
+        raise QresFormatError(f"{what}: coded data present for zero rows")
+    return from_streams(model, y, patches)

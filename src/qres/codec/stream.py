@@ -1,0 +1,238 @@
+"""Stream mode: a whole array (or table columns) in a `.qres` container.
+
+Rows are cut into blocks of at most MAX_BLOCK_VALUES values. Each block gets its own fitted model
+(an Epiphany block, ids counting 0..255 and wrapping) and a Residual block naming that model:
+  uvarint row count, [per channel uvarint error bound, in error-bounded mode], patches, rANS words.
+A Manifest block first says what the blocks rebuild (shape, dtypes, bound, caller metadata). The
+decoder allocates only as it decodes, so a hostile header cannot make it reserve memory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..errors import QresFormatError
+from . import container as ct
+from .model import Model, as_2d, fit_columns
+from .rows import MAX_BLOCK_VALUES, decode_rows, encode_rows, stack
+from .transform import Transform, binary_transform, fit_transform
+from .varint import Reader, put_uvarint
+
+FORMAT_NAME = "qres-array"
+FORMAT_VERSION = 1
+
+
+def _lossy_plan(col: np.ndarray, max_error: float | None) -> tuple[Transform, int]:
+    """Transform and integer error bound B that keep every decoded value within max_error."""
+    t = fit_transform(col)
+    if max_error is None:
+        return t, 0
+    if t.kind == "bits":
+        t = binary_transform(col, max_error)
+        q = t.quantum
+        bound = max(0, math.floor((max_error - q / 2) / q))
+        while bound > 0 and (bound + 0.5) * q > max_error:
+            bound -= 1
+        return t, bound
+    q = t.quantum
+    bound = math.floor(max_error / q)
+    if t.kind == "decimal":
+        # keep a margin for the float rounding of k / 10^d on both sides
+        while bound > 0 and bound * q >= max_error * (1 - 1e-9):
+            bound -= 1
+    return t, min(bound, 2**40)
+
+
+def _check_bound(orig: np.ndarray, got: np.ndarray, max_error: float, channel: int) -> None:
+    a = orig.astype(np.float64)
+    b = got.astype(np.float64)
+    nan = np.isnan(a)
+    if not np.array_equal(nan, np.isnan(b)):
+        raise AssertionError(f"channel {channel}: NaN positions changed")
+    fin = np.isfinite(a)
+    if not np.array_equal(a[~fin & ~nan], b[~fin & ~nan]) or (len(a) and np.any(np.abs(a[fin] - b[fin]) > max_error)):
+        raise AssertionError(f"channel {channel}: a decoded value is outside the error bound")
+
+
+def per_channel_errors(max_error: float | Sequence[float | None] | None, nch: int) -> list[float | None] | None:
+    """Normalise max_error (one bound, one per channel with None for lossless, or None) to a list or None."""
+    if max_error is None:
+        return None
+    errs = list(max_error) if isinstance(max_error, (list, tuple)) else [max_error] * nch
+    if len(errs) != nch:
+        raise ValueError(f"max_error has {len(errs)} entries for {nch} channels")
+    for e in errs:
+        if e is not None and not (isinstance(e, (int, float)) and math.isfinite(e) and e > 0):
+            raise ValueError(f"max_error must be a positive finite number, got {e!r}")
+    return None if all(e is None for e in errs) else [None if e is None else float(e) for e in errs]
+
+
+def encode_columns(
+    columns: Sequence[np.ndarray],
+    *,
+    max_error: float | Sequence[float | None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[ct.Block]:
+    """Epiphany and Residual blocks for equal-length 1-D columns (any integer dtype, float32, float64)."""
+    nch = len(columns)
+    errs = per_channel_errors(max_error, nch)
+    n = len(columns[0]) if nch else 0
+    rows_per_block = max(1, MAX_BLOCK_VALUES // max(nch, 1))
+    blocks: list[ct.Block] = []
+    for b, start in enumerate(range(0, n, rows_per_block)):
+        part = [np.ascontiguousarray(col[start : start + rows_per_block]) for col in columns]
+        if errs is None:
+            transforms = [fit_transform(col) for col in part]
+            bounds = None
+        else:
+            plans = [_lossy_plan(col, e) for col, e in zip(part, errs)]
+            transforms = [p[0] for p in plans]
+            bounds = np.array([p[1] for p in plans], np.int64)
+        model = fit_columns(part, transforms, tables=False, bounds=bounds)
+        body, decoded = encode_rows(model, part, bounds)
+        if errs is not None:
+            for c in range(nch):
+                if errs[c] is not None:
+                    _check_bound(part[c], decoded[c], errs[c], c)
+        head = bytearray()
+        put_uvarint(head, len(part[0]))
+        if bounds is not None:
+            for v in bounds:
+                put_uvarint(head, int(v))
+        bid = b % 256
+        blocks.append(ct.EpiphanyBlock(bid, 1, model.to_bytes()))
+        blocks.append(ct.ResidualBlock(bid, bytes(head) + body))
+        if progress is not None:
+            progress(len(part[0]))
+    return blocks
+
+
+def compress_columns(
+    columns: Sequence[np.ndarray],
+    *,
+    max_error: float | Sequence[float | None] | None = None,
+    key: bytes | None = None,
+    extra: dict | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> bytes:
+    """A `.qres` file holding equal-length 1-D columns; `extra` is stored in the manifest as given."""
+    columns = [np.asarray(c) for c in columns]
+    if not columns:
+        raise ValueError("nothing to compress: no columns")
+    n = len(columns[0])
+    for i, c in enumerate(columns):
+        if c.ndim != 1 or len(c) != n:
+            raise ValueError(f"column {i} must be 1-D with {n} values, got shape {c.shape}")
+        as_2d(c)  # dtype check
+    errs = per_channel_errors(max_error, len(columns))
+    blocks = encode_columns(columns, max_error=errs, progress=progress)
+    manifest = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "rows": n,
+        "dtypes": [c.dtype.str for c in columns],
+        "max_error": errs,
+        "extra": extra or {},
+    }
+    total = sum(c.nbytes for c in columns)
+    return ct.write_container(
+        [ct.ManifestBlock(manifest), *blocks], total_size=total, solid=len(blocks) <= 2, key=key
+    )
+
+
+def _manifest(blocks: list[ct.Block]) -> dict:
+    if not blocks or not isinstance(blocks[0], ct.ManifestBlock):
+        raise QresFormatError("not a QRES array file: the first block is not a manifest")
+    m = blocks[0].manifest
+    if m.get("format") != FORMAT_NAME:
+        raise QresFormatError(f"manifest names format {m.get('format')!r}, expected {FORMAT_NAME!r}")
+    if m.get("version") != FORMAT_VERSION:
+        raise QresFormatError(f"array format version {m.get('version')!r} is not supported (this build reads {FORMAT_VERSION})")
+    rows, dtypes = m.get("rows"), m.get("dtypes")
+    if not isinstance(rows, int) or rows < 0 or not isinstance(dtypes, list) or not 1 <= len(dtypes) <= 4096:
+        raise QresFormatError("manifest: bad rows or dtypes")
+    try:
+        for d in dtypes:
+            as_2d(np.zeros(0, np.dtype(d)))
+    except (TypeError, ValueError) as exc:
+        raise QresFormatError(f"manifest: bad dtype ({exc})") from None
+    errs = m.get("max_error")
+    if errs is not None:
+        try:
+            per_channel_errors(errs, len(dtypes))
+        except (TypeError, ValueError):
+            raise QresFormatError("manifest: bad max_error") from None
+    return m
+
+
+def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[np.ndarray], dict]:
+    """The columns of a `.qres` file and its manifest."""
+    _, blocks = ct.read_container(data, key=key)
+    m = _manifest(blocks)
+    nch = len(m["dtypes"])
+    lossy = m["max_error"] is not None
+    models: dict[int, Model] = {}
+    parts: list[list[np.ndarray]] = []
+    done = 0
+    for i, blk in enumerate(blocks[1:], start=1):
+        if isinstance(blk, ct.EpiphanyBlock):
+            model = Model.from_bytes(blk.model)
+            if model.n_channels != nch:
+                raise QresFormatError(f"block {i}: model has {model.n_channels} channels, the manifest {nch}")
+            if [c.transform.dtype for c in model.channels] != [np.dtype(d).str for d in m["dtypes"]]:
+                raise QresFormatError(f"block {i}: model dtypes differ from the manifest")
+            models[blk.id] = model
+        elif isinstance(blk, ct.ResidualBlock):
+            if blk.id not in models:
+                raise QresFormatError(f"block {i}: residuals name model {blk.id}, which no earlier block defines")
+            model = models[blk.id]
+            r = Reader(blk.payload, what=f"block {i}")
+            n = r.uvarint(m["rows"] - done)
+            bounds = np.array([r.uvarint(2**40) for _ in range(nch)], np.int64) if lossy else None
+            parts.append(decode_rows(model, r, n, bounds, what=f"block {i}"))
+            done += n
+        else:
+            raise QresFormatError(f"block {i}: unexpected {type(blk).__name__} in an array file")
+    if done != m["rows"]:
+        raise QresFormatError(f"file truncated: {done} of {m['rows']} rows present")
+    if not parts:
+        return [np.zeros(0, np.dtype(d)) for d in m["dtypes"]], m
+    cols = [np.concatenate([p[c] for p in parts]) for c in range(nch)]
+    return cols, m
+
+
+def compress(values: np.ndarray, *, max_error: float | None = None, key: bytes | None = None) -> bytes:
+    """Compress a 1-D or 2-D (samples, channels) array of any integer dtype, float32 or float64.
+
+    Lossless by default: decompress gives back the same dtype, shape and bits (NaN, +-inf and -0.0
+    included). With `max_error` every decoded value is within max_error of the input (NaN and
+    infinities are kept exactly). `key` (32 bytes) encrypts the file with AES-256-GCM.
+    """
+    arr = np.asarray(values)
+    shape = list(arr.shape)
+    arr2 = as_2d(arr)
+    if arr2.shape[0] == 0:
+        arr2 = arr2.reshape(0, arr2.shape[1])
+    cols = [arr2[:, c] for c in range(arr2.shape[1])]
+    return compress_columns(cols, max_error=max_error, key=key, extra={"shape": shape})
+
+
+def decompress(data: bytes, *, key: bytes | None = None) -> np.ndarray:
+    """Inverse of `compress`: the array, with its dtype and shape."""
+    cols, m = decompress_columns(data, key=key)
+    shape = m["extra"].get("shape") if isinstance(m.get("extra"), dict) else None
+    if not isinstance(shape, list) or len(shape) not in (1, 2) or not all(isinstance(s, int) for s in shape):
+        raise QresFormatError("manifest: missing or bad array shape (a table file? use the CLI to decompress it)")
+    if shape[0] != m["rows"] or (len(shape) == 2 and shape[1] != len(cols)) or (len(shape) == 1 and len(cols) != 1):
+        raise QresFormatError(f"manifest: shape {shape} does not match {m['rows']} rows x {len(cols)} channels")
+    out = stack(cols) if cols[0].size or len(cols) else np.zeros((0, len(cols)))
+    if len(set(np.dtype(d) for d in m["dtypes"])) != 1:
+        raise QresFormatError("manifest: an array file has one dtype")
+    out = out.astype(np.dtype(m["dtypes"][0]), copy=False)
+    return out.reshape(shape)
+
+
+__all__ = ["compress", "decompress", "compress_columns", "decompress_columns"]

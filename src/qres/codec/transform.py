@@ -1,0 +1,219 @@
+"""Channel transforms: turn one channel of any dtype into an int64 stream the predictor can use, exactly.
+
+- ``int``: integer dtypes. z = (x - offset) / step, with the common divisor `step` of all differences.
+- ``decimal``: floats that are decimal-quantised (each value is the float nearest to k / 10^d, as when
+  parsed from text). z = (k - offset) / step. Values off the grid (NaN, +-inf, -0.0, strays) become
+  *patches*: their exact bits are stored aside and z repeats the previous value there.
+- ``bits``: floats on no decimal grid. z is the float's bit pattern mapped to an integer that orders
+  like the float, so nearby values stay nearby; bit-exact by construction.
+- ``binary`` (error-bounded mode only): z = round(x * 2^m), so x is within 2^-m / 2 of z * 2^-m, and
+  the inverse is an exact power-of-two scaling. `decimals` holds m.
+
+A transform is data-fitted on the encoder side and written into the model; the decoder only applies
+`inverse`. Error-bounded mode needs a uniform integer grid: `quantum` is the size in the channel's
+units of one integer step of z (None for ``bits``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import QresFormatError
+
+KINDS = ("int", "decimal", "bits", "binary")
+MAX_BINARY_EXPONENT = 1100
+MAX_DECIMALS = 18
+EXACT_FLOAT_INT = 2**53  # integers up to this are exact in float64
+_F32_EXACT_INT = 2**24
+
+
+def float_bits_to_ordered(x: np.ndarray) -> np.ndarray:
+    """Map float32/float64 bit patterns to int64 that sort like the floats (NaNs sort beyond inf)."""
+    if x.dtype == np.float32:
+        b = x.view(np.int32).astype(np.int64)
+        return np.where(b < 0, np.int64(-(2**31)) - b - 1, b)
+    b = x.view(np.int64)
+    return np.where(b < 0, np.int64(-(2**63)) - b - 1, b)
+
+
+def ordered_to_float_bits(z: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Inverse of float_bits_to_ordered."""
+    if np.dtype(dtype) == np.float32:
+        b = np.where(z < 0, np.int64(-(2**31)) - z - 1, z).astype(np.int32)
+        return b.view(np.float32)
+    b = np.where(z < 0, np.int64(-(2**63)) - z - 1, z)
+    return b.astype(np.int64).view(np.float64)
+
+
+@dataclass(frozen=True)
+class Transform:
+    """How one channel maps to integers: kind, source dtype, decimals, offset and step (see module doc)."""
+
+    kind: str
+    dtype: str  # numpy dtype string of the source channel, e.g. "<f8", "<i2"
+    decimals: int = 0
+    offset: int = 0
+    step: int = 1
+
+    @property
+    def quantum(self) -> float | None:
+        """Size in channel units of one integer step of z (None when the map is not a uniform grid)."""
+        if self.kind == "bits":
+            return None
+        if self.kind == "binary":
+            return self.step * 2.0**-self.decimals
+        return self.step / 10**self.decimals
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Channel values -> (z int64, patch positions int64, patch bit patterns uint64).
+
+        A value the transform cannot map exactly (off the decimal grid or the common step, NaN,
+        +-inf, -0.0) becomes a patch: its bits are returned aside and z repeats the previous value.
+        """
+        if self.kind == "bits":
+            return float_bits_to_ordered(x), np.zeros(0, np.int64), np.zeros(0, np.uint64)
+        if self.kind == "int":
+            k = _as_int64(x)
+            bad = np.zeros(len(k), bool)
+        elif self.kind == "binary":
+            with np.errstate(invalid="ignore", over="ignore"):
+                kf = np.rint(np.ldexp(x.astype(np.float64), self.decimals))
+            bad = ~(np.abs(kf) < EXACT_FLOAT_INT)
+            k = np.where(bad, 0.0, kf).astype(np.int64)
+        else:
+            k, bad = _decimal_ints(x, self.decimals)
+        d = (k.view(np.uint64) - np.uint64(self.offset % 2**64)).view(np.int64)
+        if self.step != 1:
+            bad |= (d % np.int64(self.step)) != 0
+            d = d // np.int64(self.step)
+        if not bad.any():
+            return d, np.zeros(0, np.int64), np.zeros(0, np.uint64)
+        pos = np.flatnonzero(bad).astype(np.int64)
+        bits = _as_int64(x[pos]).view(np.uint64) if self.kind == "int" else x[pos].view(np.uint32 if x.dtype == np.float32 else np.uint64).astype(np.uint64)
+        # repeat the previous good value at a patch, so the predictor sees a smooth stream
+        idx = np.where(bad, 0, np.arange(len(d)))
+        np.maximum.accumulate(idx, out=idx)
+        good = np.flatnonzero(~bad)
+        d = np.where(bad, d[idx], d)
+        d[: good[0] if len(good) else len(d)] = d[good[0]] if len(good) else 0
+        return d, pos, bits
+
+    def inverse(self, z: np.ndarray, patch_pos: np.ndarray, patch_bits: np.ndarray) -> np.ndarray:
+        """int64 stream (+ patches) -> channel values of the source dtype."""
+        dtype = np.dtype(self.dtype)
+        if self.kind == "bits":
+            return ordered_to_float_bits(z, dtype)
+        k = (z.astype(np.int64).view(np.uint64) * np.uint64(self.step) + np.uint64(self.offset % 2**64)).view(np.int64)
+        if self.kind == "int":
+            out = _from_int64(k, dtype)
+        elif self.kind == "binary":
+            out = np.ldexp(k.astype(np.float64), -self.decimals).astype(dtype)
+        else:
+            out = (k.astype(np.float64) / np.float64(10.0**self.decimals)).astype(dtype)
+        if len(patch_pos):
+            if patch_pos.min() < 0 or patch_pos.max() >= len(out):
+                raise QresFormatError(f"patch position out of range 0..{len(out) - 1}")
+            if self.kind == "int":
+                out[patch_pos] = _from_int64(patch_bits.view(np.int64), dtype)
+            else:
+                view = out.view(np.uint32 if dtype == np.float32 else np.uint64)
+                view[patch_pos] = patch_bits.astype(view.dtype)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "dtype": self.dtype, "decimals": self.decimals, "offset": self.offset, "step": self.step}
+
+
+def _as_int64(x: np.ndarray) -> np.ndarray:
+    if x.dtype == np.uint64:
+        return x.view(np.int64)
+    return x.astype(np.int64)
+
+
+def _from_int64(k: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype == np.uint64:
+        return k.view(np.uint64)
+    return k.astype(dtype)
+
+
+def _decimal_ints(x: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """k = round(x * 10^d) and a mask of values that are not exactly the float nearest k / 10^d."""
+    scale = np.float64(10.0**d)
+    with np.errstate(invalid="ignore", over="ignore"):
+        kf = np.rint(x.astype(np.float64) * scale)
+        ok = np.isfinite(kf) & (np.abs(kf) < EXACT_FLOAT_INT)
+        kf = np.where(ok, kf, 0.0)
+        back = (kf / scale).astype(x.dtype)
+        same = (back == x) & ~((x == 0) & np.signbit(x))
+    bad = ~(ok & same)
+    return kf.astype(np.int64), bad
+
+
+def _common_step(k: np.ndarray) -> tuple[int, int]:
+    """(offset, step): step = gcd of all differences, offset near the middle and on the grid."""
+    if len(k) == 0:
+        return 0, 1
+    base = int(k[0])
+    diffs = np.abs(k - k[0])
+    step = int(np.gcd.reduce(diffs[diffs > 0])) if np.any(diffs > 0) else 1
+    step = max(step, 1)
+    lo, hi = int(k.min()), int(k.max())
+    mid = lo + (hi - lo) // 2
+    offset = base + step * ((mid - base) // step)
+    return offset, step
+
+
+def fit_transform(x: np.ndarray, *, max_patch_fraction: float = 0.02) -> Transform:
+    """Choose the transform of one channel (1-D array of an integer or float dtype)."""
+    dtype = x.dtype.str
+    if np.issubdtype(x.dtype, np.integer):
+        k = _as_int64(x)
+        if x.dtype == np.uint64 and len(k) and (x > np.uint64(2**63 - 1)).any():
+            return Transform("int", dtype)  # full 64-bit range: no offset or step, wrapping arithmetic
+        offset, step = _common_step(k)
+        return Transform("int", dtype, 0, offset, step)
+    if not np.issubdtype(x.dtype, np.floating) or x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"unsupported dtype {x.dtype}: use an integer dtype, float32 or float64")
+    if len(x) == 0:
+        return Transform("decimal", dtype)
+    finite = np.isfinite(x)
+    limit = max(1, int(max_patch_fraction * len(x)))
+    absmax = float(np.abs(x[finite]).max()) if finite.any() else 0.0
+    exact_limit = _F32_EXACT_INT if x.dtype == np.float32 else EXACT_FLOAT_INT
+    for d in range(MAX_DECIMALS + 1):
+        if absmax * 10.0**d >= exact_limit:
+            break
+        k, bad = _decimal_ints(x, d)
+        if int(bad.sum()) <= limit:
+            good = k[~bad]
+            offset, step = _common_step(good)
+            return Transform("decimal", dtype, d, offset, step)
+    return Transform("bits", dtype)
+
+
+def transform_from_dict(d: dict) -> Transform:
+    """Validate and build a Transform from its model-file form."""
+    try:
+        kind = d["kind"]
+        dtype = np.dtype(d["dtype"])
+        decimals, offset, step = int(d["decimals"]), int(d["offset"]), int(d["step"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise QresFormatError(f"invalid channel transform {d!r}: {exc}") from None
+    if kind not in KINDS:
+        raise QresFormatError(f"unknown channel transform kind {kind!r}")
+    if not (np.issubdtype(dtype, np.integer) or dtype in (np.float32, np.float64)):
+        raise QresFormatError(f"unsupported channel dtype {dtype}")
+    dec_lo, dec_hi = (-MAX_BINARY_EXPONENT, MAX_BINARY_EXPONENT) if kind == "binary" else (0, MAX_DECIMALS)
+    if kind in ("binary", "decimal") and not np.issubdtype(dtype, np.floating):
+        raise QresFormatError(f"a {kind} transform needs a float dtype, not {dtype}")
+    if not dec_lo <= decimals <= dec_hi or not 1 <= step < 2**63 or not -(2**63) <= offset < 2**64:
+        raise QresFormatError(f"channel transform out of range: decimals={decimals} step={step} offset={offset}")
+    return Transform(kind, dtype.str, decimals, offset, step)
+
+
+def binary_transform(x: np.ndarray, max_error: float) -> Transform:
+    """An error-bounded grid for floats on no decimal grid: step 2^-m with 2^-m <= max_error / 16."""
+    m = -int(np.floor(np.log2(max_error / 16.0)))
+    return Transform("binary", x.dtype.str, max(-MAX_BINARY_EXPONENT, min(MAX_BINARY_EXPONENT, m)))
