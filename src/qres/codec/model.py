@@ -34,8 +34,8 @@ MAX_CHANNELS = 4096
 DTYPES = ("<i1", "<i2", "<i4", "<i8", "|u1", "<u1", "<u2", "<u4", "<u8", "<f4", "<f8", "|i1")
 _KINDS = ("int", "decimal", "bits", "binary")
 SHIFTS = (2, 3, 4)
-RATES = (4, 5, 6, 7)
-TRIAL_WINDOW = 8192
+RATES = (4, 5, 6)
+TRIAL_WINDOW = 4096
 
 
 @dataclass(frozen=True)

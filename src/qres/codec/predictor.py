@@ -120,10 +120,13 @@ class LinearPredictor(Predictor):
 
 # --- fitting (encoder side) -------------------------------------------------------------------
 
-FIT_WINDOW = 1 << 15
+FIT_WINDOW = 1 << 13
+FIT_WINDOWS = 4
+ORDERS = (1, 2, 3, 4, 6, 8, 12, 16)
 
 
-def _windows(z: np.ndarray, size: int = FIT_WINDOW, count: int = 4) -> list[np.ndarray]:
+def _windows(z: np.ndarray, size: int = FIT_WINDOW, count: int = FIT_WINDOWS) -> list[np.ndarray]:
+    """Up to `count` evenly spread windows of `size` samples (the whole stream if it is short)."""
     n = len(z)
     if n <= size * count:
         return [z]
@@ -132,6 +135,7 @@ def _windows(z: np.ndarray, size: int = FIT_WINDOW, count: int = 4) -> list[np.n
 
 
 def _design(parts: list[np.ndarray], lags: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares design matrix (one column per lag) and targets, over every window."""
     maxlag = max(lags)
     xs, ys = [], []
     for w in parts:
@@ -145,9 +149,7 @@ def _design(parts: list[np.ndarray], lags: list[int]) -> tuple[np.ndarray, np.nd
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
-    a = x.T @ x
-    b = x.T @ y
+def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     reg = 1e-9 * (np.trace(a) / max(len(a), 1) + 1.0)
     try:
         return np.linalg.solve(a + reg * np.eye(len(a)), b)
@@ -166,14 +168,6 @@ def _cost_bits(resid: np.ndarray) -> float:
         return 0.0
     mad = float(np.mean(np.abs(resid))) + 0.5
     return len(resid) * (np.log2(mad) + 1.44)
-
-
-def _residual(z: np.ndarray, lags: tuple[int, ...], weights: tuple[int, ...]) -> np.ndarray:
-    maxlag = max(lags)
-    acc = np.zeros(len(z) - maxlag, np.int64)
-    for lag, w in zip(lags, weights):
-        acc += np.int64(w) * z[maxlag - lag : len(z) - lag]
-    return z[maxlag:] - ((acc + 32768) >> 16)
 
 
 def seasonal_period(parts: list[np.ndarray], max_period: int = 1024) -> int | None:
@@ -202,7 +196,8 @@ def seasonal_period(parts: list[np.ndarray], max_period: int = 1024) -> int | No
 def fit_linear(z: np.ndarray, *, max_order: int = MAX_ORDER, seasonal: bool = True) -> list[LinearPredictor]:
     """Candidate linear predictors for int64 stream z, best first by a residual-size estimate."""
     n = len(z)
-    level = int(np.median(z)) if n else 0
+    parts = _windows(z)
+    level = int(np.median(np.concatenate(parts))) if n else 0
     wide = n > 0 and int(np.abs(z).max()) >= NARROW_LIMIT
     if wide or n < 8:
         # whole-number weights, exact modulo 2^64: previous value, and linear extrapolation
@@ -213,37 +208,35 @@ def fit_linear(z: np.ndarray, *, max_order: int = MAX_ORDER, seasonal: bool = Tr
         if n >= 8:
             cands.sort(key=lambda p: _cost_bits(np.diff(z, p.order)))
         return cands
-    parts = _windows(z)
+    top = max([p for p in ORDERS if p <= max_order and p * 4 <= n], default=0)
     scored: list[tuple[float, LinearPredictor]] = []
-    zc = np.concatenate(parts)
+    zc = np.concatenate(parts).astype(np.float64)
     scored.append((_cost_bits(zc - level) + 64, LinearPredictor(level)))
-    for p in (1, 2, 3, 4, 6, 8, 12, 16):
-        if p > max_order or p * 4 > n:
-            continue
-        x, y = _design(parts, list(range(1, p + 1)))
-        if len(y) < 4 * p:
-            continue
-        w = _solve(x, y)
-        if w is None:
-            continue
-        wq = _quantise(w)
-        res = np.concatenate([_residual(part, tuple(range(1, p + 1)), wq) for part in parts if len(part) > p])
-        scored.append((_cost_bits(res) + 20 * p, LinearPredictor(level, wq)))
+    if top:
+        x, y = _design(parts, list(range(1, top + 1)))
+        a, b = x.T @ x, x.T @ y
+        for p in ORDERS:
+            if p > top:
+                break
+            w = _solve(a[:p, :p], b[:p])
+            if w is None:
+                continue
+            wq = _quantise(w)
+            res = y - x[:, :p] @ (np.array(wq) / Q16_ONE)
+            scored.append((_cost_bits(res) + 20 * p, LinearPredictor(level, wq)))
     scored.sort(key=lambda s: s[0])
     best = [s[1] for s in scored[:3]]
     if seasonal and best and best[0].order > 0:
         period = seasonal_period(parts)
-        top = best[0]
-        if period is not None and period > top.order + 1 and period + 1 < n // 4:
-            lags = tuple(range(1, top.order + 1)) + (period, period + 1)
-            x, y = _design(parts, list(lags))
-            w = _solve(x, y) if len(y) > 8 * len(lags) else None
+        first = best[0]
+        if period is not None and period > first.order + 1 and period + 1 < n // 4:
+            lags = list(range(1, first.order + 1)) + [period, period + 1]
+            x, y = _design(parts, lags)
+            w = _solve(x.T @ x, x.T @ y) if len(y) > 8 * len(lags) else None
             if w is not None:
                 wq = _quantise(w)
-                res = np.concatenate([_residual(part, lags, wq) for part in parts if len(part) > period + 1])
-                res_short = np.concatenate(
-                    [_residual(part[period + 1 - top.order :], tuple(range(1, top.order + 1)), top.short_weights) for part in parts if len(part) > period + 1]
-                )
+                res = y - x @ (np.array(wq) / Q16_ONE)
+                res_short = y - x[:, : first.order] @ (np.array(first.short_weights) / Q16_ONE)
                 if _cost_bits(res) + 40 < _cost_bits(res_short):
-                    best.insert(0, LinearPredictor(level, top.short_weights, lags, wq))
+                    best.insert(0, LinearPredictor(level, first.short_weights, tuple(lags), wq))
     return best

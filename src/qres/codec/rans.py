@@ -15,26 +15,24 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba.cpython.unsafe.numbers import leading_zeros
 
 NSYM = 32  # tokens per CDF
-DIRECT = 8  # tokens 0..7 code u' = 0..7 directly
+DIRECT = 8  # tokens 0..DIRECT-1 code u' = 0..DIRECT-1 directly (DIRECT is a power of two)
+DIRECT_BITS = DIRECT.bit_length()  # bit length of the first value past the direct tokens
 ESCAPE = NSYM - 1  # then 7 raw bits of the bit length, then the bits below the top one
-MAX_TOKEN_BITS = 14  # tokens 8..29 cover bit lengths 4..14
+MAX_TOKEN_BITS = DIRECT_BITS + (ESCAPE - DIRECT) // 2 - 1  # two tokens per bit length up to here
 CDF_BITS = 15
 CDF_ONE = 1 << CDF_BITS
 RANS_L = 1 << 16
-MIN_FREQ = 1
 ENERGY_SHIFT = 2  # context = bit length of (energy >> ENERGY_SHIFT)
 ENERGY_CAP = 1 << 40
 
 
 @nb.njit(cache=True, inline="always")
 def bit_length(v: np.uint64) -> int:
-    n = 0
-    while v:
-        v >>= np.uint64(1)
-        n += 1
-    return n
+    """Number of bits of v (0 for 0)."""
+    return 64 - leading_zeros(np.uint64(v))
 
 
 @nb.njit(cache=True, inline="always")
@@ -51,7 +49,6 @@ def initial_cdf(nctx: int) -> np.ndarray:
     """The prior CDF of every context: a geometric-like fall-off over tokens (int32, shape (nctx, NSYM+1))."""
     freq = np.array([max(1, int(CDF_ONE * 0.6 * (0.55**i))) for i in range(NSYM)], dtype=np.int64)
     freq[ESCAPE] = max(freq[ESCAPE], 4)
-    freq = np.maximum(freq, MIN_FREQ)
     # normalise exactly to CDF_ONE, fixing the remainder on token 0
     freq[0] += CDF_ONE - int(freq.sum())
     cdf = np.zeros(NSYM + 1, dtype=np.int32)
@@ -61,23 +58,14 @@ def initial_cdf(nctx: int) -> np.ndarray:
 
 @nb.njit(cache=True, inline="always")
 def update_cdf(cdf: np.ndarray, tok: int, rate: int) -> None:
-    """Move probability mass towards token `tok` at speed 2^-rate, keeping every frequency >= MIN_FREQ."""
+    """Move probability mass towards token `tok` at speed 2^-rate.
+
+    Entry i moves towards i (for i <= tok) or CDF_ONE - NSYM + i (for i > tok). Both targets keep
+    cdf[i] - i non-decreasing, so every token keeps a frequency of at least 1 without a fix-up pass.
+    """
     for i in range(1, NSYM):
-        v = cdf[i]
-        if i > tok:
-            v += (CDF_ONE - v) >> rate
-        else:
-            v -= v >> rate
-        cdf[i] = v
-    # keep strictly increasing: cdf[i] >= i*MIN_FREQ and cdf[i] <= CDF_ONE - (NSYM-i)*MIN_FREQ
-    for i in range(1, NSYM):
-        lo = cdf[i - 1] + MIN_FREQ
-        if cdf[i] < lo:
-            cdf[i] = lo
-    for i in range(NSYM - 1, 0, -1):
-        hi = cdf[i + 1] - MIN_FREQ
-        if cdf[i] > hi:
-            cdf[i] = hi
+        target = i + (CDF_ONE - NSYM if i > tok else 0)
+        cdf[i] += (target - cdf[i]) >> rate
 
 
 @nb.njit(cache=True, inline="always")
@@ -99,7 +87,7 @@ def split_token(v: np.uint64):
     n = bit_length(v)
     if n > MAX_TOKEN_BITS:
         return ESCAPE, n - 1
-    return DIRECT + 2 * (n - 4) + np.int64((v >> np.uint64(n - 2)) & np.uint64(1)), n - 2
+    return DIRECT + 2 * (n - DIRECT_BITS) + np.int64((v >> np.uint64(n - 2)) & np.uint64(1)), n - 2
 
 
 @nb.njit(cache=True, inline="always")
@@ -107,7 +95,7 @@ def token_base(tok: int):
     """Inverse of split_token for non-escape tokens: (high bits value, number of extra bits)."""
     if tok < DIRECT:
         return np.uint64(tok), 0
-    n = (tok - DIRECT) // 2 + 4
+    n = (tok - DIRECT) // 2 + DIRECT_BITS
     second = (tok - DIRECT) & 1
     return np.uint64((2 + second) << (n - 2)), n - 2
 

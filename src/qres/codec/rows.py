@@ -76,7 +76,8 @@ def encode_rows(model: Model, columns: list[np.ndarray], bounds: np.ndarray | No
     body = bytearray()
     write_patches(body, patches)
     body += words.astype("<u2").tobytes()
-    return bytes(body), from_streams(model, y, patches)
+    lossless = bounds is None or not np.any(bounds)
+    return bytes(body), (list(columns) if lossless else from_streams(model, y, patches))
 
 
 def from_streams(model: Model, y: np.ndarray, patches: list[tuple[int, int, int]]) -> list[np.ndarray]:

@@ -156,8 +156,15 @@ def _common_step(k: np.ndarray) -> tuple[int, int]:
     if len(k) == 0:
         return 0, 1
     base = int(k[0])
-    diffs = np.abs(k - k[0])
-    step = int(np.gcd.reduce(diffs[diffs > 0])) if np.any(diffs > 0) else 1
+    # the gcd of a prefix is a multiple of the whole gcd; 1 (the usual case) ends the search early
+    step = 0
+    for stop in (4096, len(k)):
+        diffs = np.abs(k[:stop] - k[0])
+        step = int(np.gcd.reduce(np.append(diffs[diffs > 0], step)))
+        if step == 1:
+            break
+        if not np.any((k - base) % max(step, 1)):
+            break
     step = max(step, 1)
     lo, hi = int(k.min()), int(k.max())
     mid = lo + (hi - lo) // 2
