@@ -6,7 +6,8 @@ trained CDF tables, so that a short frame starts from learned statistics instead
 
 Gene layout (all integers LEB128 varints unless noted):
   b"QG", version u8 (=1), channel count, flags u8 (bit 0: rows may repeat, bit 1: tables present)
-  per channel: dtype code u8, kind u8, decimals (signed), offset (signed), step,
+  per channel: dtype code u8, kind u8, decimals (signed), offset (signed), step, lattice shift u8
+               [if the shift is not 0: correction count, then (index delta, signed offset) pairs],
                predictor id u8, predictor bytes, shift u8, rate u8, energy0, level energy
   if tables: per channel a u32 mask of the contexts stored, then per stored context NSYM-1
              frequencies (the last one is 2^15 minus their sum)
@@ -77,6 +78,14 @@ class Model:
             put_svarint(out, t.decimals)
             put_svarint(out, t.offset if t.offset < 2**63 else t.offset - 2**64)
             put_uvarint(out, t.step)
+            out.append(t.shift)
+            if t.shift:
+                put_uvarint(out, len(t.corrections))
+                prev = -(2**24)
+                for n, c in t.corrections:
+                    put_uvarint(out, n - prev)
+                    put_svarint(out, c)
+                    prev = n
             out.append(ch.predictor.predictor_id)
             out += ch.predictor.to_bytes()
             out += bytes([ch.shift, ch.rate])
@@ -142,10 +151,17 @@ class Model:
                 raise r.fail("unknown channel dtype or kind")
             offset = r.svarint()
             step = r.uvarint()
+            shift = r.u8()
+            corrections = []
+            if shift:
+                prev = -(2**24)
+                for _ in range(r.uvarint(2**25)):
+                    prev += r.uvarint(2**25)
+                    corrections.append((prev, r.svarint()))
             from .transform import transform_from_dict
 
             t = transform_from_dict(
-                {"kind": _KINDS[kind], "dtype": DTYPES[code], "decimals": decimals, "offset": offset, "step": step}
+                {"kind": _KINDS[kind], "dtype": DTYPES[code], "decimals": decimals, "offset": offset, "step": step, "shift": shift, "corrections": corrections}
             )
             pid = r.u8()
             if pid != LinearPredictor.predictor_id:

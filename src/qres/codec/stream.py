@@ -27,7 +27,7 @@ FORMAT_VERSION = 1
 
 def _lossy_plan(col: np.ndarray, max_error: float | None) -> tuple[Transform, int]:
     """Transform and integer error bound B that keep every decoded value within max_error."""
-    t = fit_transform(col)
+    t = fit_transform(col, lattice=max_error is None)
     if max_error is None:
         return t, 0
     if t.kind == "bits":

@@ -23,6 +23,8 @@ import numpy as np
 from ..errors import QresFormatError
 
 KINDS = ("int", "decimal", "bits", "binary")
+LATTICE_INDEX_LIMIT = 2**24  # |lattice index| bound, so index * step stays inside int64
+LATTICE_MAX_SHIFT = 36
 MAX_BINARY_EXPONENT = 1100
 MAX_DECIMALS = 18
 EXACT_FLOAT_INT = 2**53  # integers up to this are exact in float64
@@ -56,11 +58,13 @@ class Transform:
     decimals: int = 0
     offset: int = 0
     step: int = 1
+    shift: int = 0  # > 0: a lattice, k = ((z * step + offset) >> shift) + correction(z) (see fit_lattice)
+    corrections: tuple[tuple[int, int], ...] = ()  # lattice points (z, offset) off the straight line
 
     @property
     def quantum(self) -> float | None:
         """Size in channel units of one integer step of z (None when the map is not a uniform grid)."""
-        if self.kind == "bits":
+        if self.kind == "bits" or self.shift:
             return None
         if self.kind == "binary":
             return self.step * 2.0**-self.decimals
@@ -84,8 +88,12 @@ class Transform:
             k = np.where(bad, 0.0, kf).astype(np.int64)
         else:
             k, bad = _decimal_ints(x, self.decimals)
-        d = (k.view(np.uint64) - np.uint64(self.offset % 2**64)).view(np.int64)
-        if self.step != 1:
+        if self.shift:
+            d = self._lattice_index(k)
+            bad |= self._lattice_value(d) != k
+        else:
+            d = (k.view(np.uint64) - np.uint64(self.offset % 2**64)).view(np.int64)
+        if self.step != 1 and not self.shift:
             bad |= (d % np.int64(self.step)) != 0
             d = d // np.int64(self.step)
         if not bad.any():
@@ -105,7 +113,10 @@ class Transform:
         dtype = np.dtype(self.dtype)
         if self.kind == "bits":
             return ordered_to_float_bits(z, dtype)
-        k = (z.astype(np.int64).view(np.uint64) * np.uint64(self.step) + np.uint64(self.offset % 2**64)).view(np.int64)
+        if self.shift:
+            k = self._lattice_value(z.astype(np.int64))
+        else:
+            k = (z.astype(np.int64).view(np.uint64) * np.uint64(self.step) + np.uint64(self.offset % 2**64)).view(np.int64)
         if self.kind == "int":
             out = _from_int64(k, dtype)
         elif self.kind == "binary":
@@ -122,8 +133,23 @@ class Transform:
                 view[patch_pos] = patch_bits.astype(view.dtype)
         return out
 
+    def _lattice_index(self, k: np.ndarray) -> np.ndarray:
+        est = (k.astype(np.float64) * 2.0**self.shift - self.offset) / self.step
+        return np.rint(np.clip(est, -LATTICE_INDEX_LIMIT, LATTICE_INDEX_LIMIT)).astype(np.int64)
+
+    def _lattice_value(self, z: np.ndarray) -> np.ndarray:
+        limit = min(LATTICE_INDEX_LIMIT, 2**62 // self.step)  # keeps z * step + offset inside int64
+        zc = np.clip(z, -limit, limit)
+        k = (zc * np.int64(self.step) + np.int64(self.offset)) >> np.int64(self.shift)
+        if self.corrections:
+            at = np.array([c[0] for c in self.corrections], np.int64)
+            off = np.array([c[1] for c in self.corrections], np.int64)
+            i = np.clip(np.searchsorted(at, zc), 0, len(at) - 1)
+            k = k + np.where(at[i] == zc, off[i], 0)
+        return k
+
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "dtype": self.dtype, "decimals": self.decimals, "offset": self.offset, "step": self.step}
+        return {"kind": self.kind, "dtype": self.dtype, "decimals": self.decimals, "offset": self.offset, "step": self.step, "shift": self.shift, "corrections": [list(c) for c in self.corrections]}
 
 
 def _as_int64(x: np.ndarray) -> np.ndarray:
@@ -172,13 +198,19 @@ def _common_step(k: np.ndarray) -> tuple[int, int]:
     return offset, step
 
 
-def fit_transform(x: np.ndarray, *, max_patch_fraction: float = 0.02) -> Transform:
-    """Choose the transform of one channel (1-D array of an integer or float dtype)."""
+def fit_transform(x: np.ndarray, *, max_patch_fraction: float = 0.02, lattice: bool = True) -> Transform:
+    """Choose the transform of one channel (1-D array of an integer or float dtype).
+
+    `lattice` allows a non-integer grid (see fit_lattice); error-bounded coding turns it off.
+    """
     dtype = x.dtype.str
     if np.issubdtype(x.dtype, np.integer):
         k = _as_int64(x)
         if x.dtype == np.uint64 and len(k) and (x > np.uint64(2**63 - 1)).any():
             return Transform("int", dtype)  # full 64-bit range: no offset or step, wrapping arithmetic
+        found = fit_lattice(k) if lattice else None
+        if found:
+            return Transform("int", dtype, 0, found[1], found[0], found[2], found[3])
         offset, step = _common_step(k)
         return Transform("int", dtype, 0, offset, step)
     if not np.issubdtype(x.dtype, np.floating) or x.dtype not in (np.float32, np.float64):
@@ -195,6 +227,9 @@ def fit_transform(x: np.ndarray, *, max_patch_fraction: float = 0.02) -> Transfo
         k, bad = _decimal_ints(x, d)
         if int(bad.sum()) <= limit:
             good = k[~bad]
+            found = fit_lattice(good) if lattice else None
+            if found:
+                return Transform("decimal", dtype, d, found[1], found[0], found[2], found[3])
             offset, step = _common_step(good)
             return Transform("decimal", dtype, d, offset, step)
     return Transform("bits", dtype)
@@ -206,6 +241,8 @@ def transform_from_dict(d: dict) -> Transform:
         kind = d["kind"]
         dtype = np.dtype(d["dtype"])
         decimals, offset, step = int(d["decimals"]), int(d["offset"]), int(d["step"])
+        shift = int(d.get("shift", 0))
+        corrections = tuple((int(n), int(c)) for n, c in d.get("corrections", ()))
     except (KeyError, TypeError, ValueError) as exc:
         raise QresFormatError(f"invalid channel transform {d!r}: {exc}") from None
     if kind not in KINDS:
@@ -217,10 +254,67 @@ def transform_from_dict(d: dict) -> Transform:
         raise QresFormatError(f"a {kind} transform needs a float dtype, not {dtype}")
     if not dec_lo <= decimals <= dec_hi or not 1 <= step < 2**63 or not -(2**63) <= offset < 2**64:
         raise QresFormatError(f"channel transform out of range: decimals={decimals} step={step} offset={offset}")
-    return Transform(kind, dtype.str, decimals, offset, step)
+    if shift and (not 0 < shift <= LATTICE_MAX_SHIFT or kind not in ("int", "decimal") or step >= 2**62 or abs(offset) >= 2**62):
+        raise QresFormatError(f"channel lattice out of range: step={step} offset={offset} shift={shift}")
+    at = [n for n, _ in corrections]
+    if corrections and (not shift or at != sorted(set(at)) or any(abs(n) > LATTICE_INDEX_LIMIT or abs(c) > 2**15 for n, c in corrections)):
+        raise QresFormatError("channel lattice corrections out of range or out of order")
+    return Transform(kind, dtype.str, decimals, offset, step, shift, corrections)
 
 
 def binary_transform(x: np.ndarray, max_error: float) -> Transform:
     """An error-bounded grid for floats on no decimal grid: step 2^-m with 2^-m <= max_error / 16."""
     m = -int(np.floor(np.log2(max_error / 16.0)))
     return Transform("binary", x.dtype.str, max(-MAX_BINARY_EXPONENT, min(MAX_BINARY_EXPONENT, m)))
+
+
+
+def fit_lattice(k: np.ndarray) -> tuple[int, int, int, tuple[tuple[int, int], ...]] | None:
+    """A non-integer grid under integer data: (A, B, S, corrections) with
+    k = ((A * n + B) >> S) + correction(n) for integers n.
+
+    Sensors often report readings as round(a * count + b): an ADC count through a calibration.
+    The values then sit on a lattice of spacing a (say 9.8 mg), and coding the count n instead of
+    k saves about log2(a) bits per value. Calibration chains rarely round exactly once, so a few
+    lattice points sit one unit off the straight line: `corrections` lists those (n, offset) pairs.
+    Found from the distinct values: the small gaps give a, least squares refines a and b. None
+    when there is no such lattice, or it would not pay for its correction table.
+    """
+    if len(k) < 64:
+        return None
+    u, counts = np.unique(k, return_counts=True)
+    if len(u) < 8 or len(u) > len(k) // 2 or (u[-1] - u[0]) / len(u) < 2.5:
+        return None
+    gaps = np.diff(u)
+    a = float(np.median(gaps[gaps <= 1.5 * np.percentile(gaps, 5)]))
+    if a < 1.5:
+        return None
+    n = np.zeros(len(u))
+    b = float(u[0])
+    for _ in range(3):
+        n = np.concatenate([[0], np.cumsum(np.rint(gaps / a))])
+        if n[-1] >= LATTICE_INDEX_LIMIT:
+            return None
+        a, b = np.polyfit(n, u.astype(np.float64), 1)
+        if not a >= 1.5:
+            return None
+    if abs(a - round(a)) < 1e-6:
+        return None  # an integer spacing: the plain common step does it
+    centre = float(np.rint(np.median(np.repeat(n, counts))))
+    n_int = (n - centre).astype(np.int64)
+    b += a * centre
+    span = int(np.abs(n_int).max()) + 1
+    shift = min(LATTICE_MAX_SHIFT, 61 - int(np.ceil(np.log2(a * span + abs(b) + 2))))
+    if shift < 12:
+        return None
+    step = int(round(a * 2**shift))
+    offset = int(round(b * 2**shift)) + 2 ** (shift - 1)  # + 1/2: round to nearest
+    base = (n_int * np.int64(step) + np.int64(offset)) >> np.int64(shift)
+    corr = u - base
+    if np.abs(corr).max() > 2**15:
+        return None
+    nz = np.flatnonzero(corr)
+    table_bits = 24 * len(nz) + 64
+    if np.log2(a) * len(k) < 2 * table_bits or len(nz) > len(u) // 3:
+        return None
+    return step, offset, shift, tuple(zip(n_int[nz].tolist(), corr[nz].tolist()))
