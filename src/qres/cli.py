@@ -118,7 +118,7 @@ def compress(
                     _fail(f"{input}: no numeric or timestamp columns to compress")
             rows = len(channels[0])
             data = compress_columns(
-                channels, max_error=errors, key=key, extra=extra,
+                channels, max_error=errors, key=key, extra=extra, checksum=True,
                 progress=lambda r: bar.advance(task, size * r / max(rows, 1)),
             )
     except (QresError, ValueError, OSError) as exc:

@@ -58,11 +58,22 @@ ERRORS = {
 }
 
 
+@nb.njit(cache=True, inline="always")
+def _rate(seen, c, ci, slowest):
+    """Adaptation rate of a context: like a running average over its first symbols, then `slowest`."""
+    cnt = seen[c, ci]
+    if cnt < 1 << 12:
+        seen[c, ci] = cnt + 1
+    r = 1 + bit_length(np.uint64(cnt + 1))
+    return r if r < slowest else slowest
+
+
 @nb.njit(cache=True)
-def encode_block(z, par, lags_a, w_a, lags_b, w_b, cdf, repeat_rows, tag, y, hist):
+def encode_block(z, par, lags_a, w_a, lags_b, w_b, cdf, seen, repeat_rows, tag, y, hist):
     """Code rows z (n, C) int64. Writes reconstructed values into y; returns the uint16 words.
 
-    `cdf` is updated in place (the adapted state after the block); hist (C, NCTX, NSYM) counts the
+    `cdf` is updated in place (the adapted state after the block); `seen` (C, NCTX) counts the
+    symbols each context has coded (a young context adapts faster); hist (C, NCTX, NSYM) counts the
     tokens coded in each context (for training a model's tables).
     """
     n, nch = z.shape
@@ -153,8 +164,7 @@ def encode_block(z, par, lags_a, w_a, lags_b, w_b, cdf, repeat_rows, tag, y, his
                 freqs[m] = 1
                 scales[m] = b
                 m += 1
-            cnt_rate = par[c, P_RATE]
-            update_cdf(cdf[c, ci], tok, cnt_rate)
+            update_cdf(cdf[c, ci], tok, _rate(seen, c, ci, par[c, P_RATE]))
             energy[c] = next_energy(energy[c], u)
     out = np.empty(2 * m + 4, np.uint16)
     nw = rans_encode(starts, freqs, scales, m, RANS_L + (tag & 0xFFFF), out)
@@ -162,7 +172,7 @@ def encode_block(z, par, lags_a, w_a, lags_b, w_b, cdf, repeat_rows, tag, y, his
 
 
 @nb.njit(cache=True)
-def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, cdf, repeat_rows, tag, y):
+def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, cdf, seen, repeat_rows, tag, y):
     """Decode n rows into y (n, C) from uint16 `words`. Returns the number of words used, or an error code < 0."""
     nch = y.shape[1]
     nw = words.shape[0]
@@ -266,7 +276,7 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, cdf, repeat_rows, tag,
                 y[t, c] = np.int64(np.uint64(pred) + np.uint64(r))
             else:
                 y[t, c] = pred + r * (2 * bound + 1)
-            update_cdf(row, tok, par[c, P_RATE])
+            update_cdf(row, tok, _rate(seen, c, ci, par[c, P_RATE]))
             energy[c] = next_energy(energy[c], u)
     if x != np.uint64(RANS_L + (tag & 0xFFFF)):
         return -3

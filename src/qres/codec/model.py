@@ -37,6 +37,7 @@ _KINDS = ("int", "decimal", "bits", "binary")
 SHIFTS = (2, 3, 4)
 RATES = (4, 5, 6)
 TRIAL_WINDOW = 4096
+TRAINED_SEEN = 1 << 12  # trained tables start as settled contexts
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,8 @@ class Model:
             put_uvarint(out, ch.energy0)
             put_uvarint(out, ch.level_energy)
         if self.tables is not None:
-            prior = initial_cdf(1)[0]
-            for c in range(len(self.channels)):
+            for c, ch in enumerate(self.channels):
+                prior = initial_cdf(1, ch.shift)[0]
                 rows = [i for i in range(K.NCTX) if not np.array_equal(self.tables[c, i], prior)]
                 out += struct.pack("<I", sum(1 << i for i in rows))
                 for i in rows:
@@ -175,7 +176,7 @@ class Model:
             chans.append(ChannelModel(t, pred, shift, rate, e0, le))
         tables = None
         if flags & 2:
-            tables = initial_cdf(K.NCTX)[None].repeat(n, axis=0)
+            tables = np.stack([initial_cdf(K.NCTX, ch.shift) for ch in chans])
             for c in range(n):
                 mask = struct.unpack("<I", r.take(4))[0]
                 if mask >> K.NCTX:
@@ -193,7 +194,7 @@ class Model:
 
     # -- kernel inputs ----------------------------------------------------------------------
     def kernel_params(self, bounds: np.ndarray | None = None):
-        """(par, lags_a, w_a, lags_b, w_b, cdf) arrays for the codec kernel; cdf is a fresh copy."""
+        """(par, lags_a, w_a, lags_b, w_b, cdf, seen) arrays for the codec kernel; cdf and seen are fresh."""
         c = len(self.channels)
         par = np.zeros((c, K.NPAR), np.int64)
         la = np.zeros((c, K.MAX_LAGS), np.int64)
@@ -214,8 +215,13 @@ class Model:
             par[i, K.P_LEVEL_ENERGY] = ch.level_energy
         if bounds is not None:
             par[:, K.P_BOUND] = bounds
-        cdf = self.tables.copy() if self.tables is not None else initial_cdf(K.NCTX)[None].repeat(c, axis=0)
-        return par, la, wa, lb, wb, cdf
+        if self.tables is not None:
+            cdf = self.tables.copy()
+            seen = np.full((c, K.NCTX), TRAINED_SEEN, np.int64)
+        else:
+            cdf = np.stack([initial_cdf(K.NCTX, ch.shift) for ch in self.channels])
+            seen = np.zeros((c, K.NCTX), np.int64)
+        return par, la, wa, lb, wb, cdf, seen
 
     # -- fitting ----------------------------------------------------------------------------
     @classmethod
@@ -249,11 +255,11 @@ def as_2d(values: np.ndarray) -> np.ndarray:
 
 def _trial_words(z: np.ndarray, ch: ChannelModel, bound: int) -> int:
     m = Model((ch,))
-    par, la, wa, lb, wb, cdf = m.kernel_params(np.array([bound]))
+    par, la, wa, lb, wb, cdf, seen = m.kernel_params(np.array([bound]))
     zz = np.ascontiguousarray(z[:, None])
     y = np.empty_like(zz)
     hist = np.zeros((1, K.NCTX, NSYM), np.int64)
-    return len(K.encode_block(zz, par, la, wa, lb, wb, cdf, False, 0, y, hist))
+    return len(K.encode_block(zz, par, la, wa, lb, wb, cdf, seen, False, 0, y, hist))
 
 
 def _energy(u: np.ndarray) -> int:
@@ -309,12 +315,11 @@ def fit_columns(columns: list[np.ndarray], transforms: list[Transform], *, table
 
 def train_tables(model: Model, z: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """CDF tables from the token counts of each context over z, blended with the prior."""
-    par, la, wa, lb, wb, cdf = model.kernel_params(bounds)
+    par, la, wa, lb, wb, cdf, seen = model.kernel_params(bounds)
     hist = np.zeros((model.n_channels, K.NCTX, NSYM), np.int64)
     y = np.empty_like(z)
-    K.encode_block(np.ascontiguousarray(z), par, la, wa, lb, wb, cdf, model.repeat_rows, 0, y, hist)
-    prior = initial_cdf(K.NCTX)[None].repeat(model.n_channels, axis=0)
-    out = prior.copy()
+    K.encode_block(np.ascontiguousarray(z), par, la, wa, lb, wb, cdf, seen, model.repeat_rows, 0, y, hist)
+    out = np.stack([initial_cdf(K.NCTX, ch.shift) for ch in model.channels])
     for c in range(model.n_channels):
         for i in range(K.NCTX):
             total = int(hist[c, i].sum())

@@ -45,15 +45,36 @@ def unzigzag(u: np.uint64) -> np.int64:
     return np.int64(u >> np.uint64(1)) ^ -np.int64(u & np.uint64(1))
 
 
-def initial_cdf(nctx: int) -> np.ndarray:
-    """The prior CDF of every context: a geometric-like fall-off over tokens (int32, shape (nctx, NSYM+1))."""
-    freq = np.array([max(1, int(CDF_ONE * 0.6 * (0.55**i))) for i in range(NSYM)], dtype=np.int64)
-    freq[ESCAPE] = max(freq[ESCAPE], 4)
-    # normalise exactly to CDF_ONE, fixing the remainder on token 0
-    freq[0] += CDF_ONE - int(freq.sum())
+def initial_cdf(nctx: int, shift: int) -> np.ndarray:
+    """Prior CDFs (int32, shape (nctx, NSYM + 1)) for a channel coded with context shift `shift`.
+
+    The context picks k so that u >> k has a mean near 2^(shift - 2); the prior is the token
+    distribution of a geometric variable with that mean, computed with exactly rounded float
+    operations only (so every platform gets the same table), with a floor of 16 per token.
+    """
+    mean = 2.0 ** (shift - 2)
+    p = mean / (1.0 + mean)
+    probs = [0.0] * NSYM
+    pj = 1.0 - p  # P(v = j), starting at j = 0
+    for j in range(1 << (MAX_TOKEN_BITS + 1)):
+        tok, _ = _split_token_py(j)
+        probs[tok] += pj
+        pj *= p
+    freq = [16 + int(x * (CDF_ONE - 16 * NSYM)) for x in probs]
+    freq[0] += CDF_ONE - sum(freq)
     cdf = np.zeros(NSYM + 1, dtype=np.int32)
     cdf[1:] = np.cumsum(freq)
     return np.tile(cdf, (nctx, 1))
+
+
+def _split_token_py(v: int) -> tuple[int, int]:
+    """Pure-Python split_token, for building tables."""
+    if v < DIRECT:
+        return v, 0
+    n = v.bit_length()
+    if n > MAX_TOKEN_BITS:
+        return ESCAPE, n - 1
+    return DIRECT + 2 * (n - DIRECT_BITS) + ((v >> (n - 2)) & 1), n - 2
 
 
 @nb.njit(cache=True, inline="always")

@@ -21,8 +21,7 @@ from .rows import MAX_BLOCK_VALUES, decode_rows, encode_rows, stack
 from .transform import Transform, binary_transform, fit_transform
 from .varint import Reader, put_uvarint
 
-FORMAT_NAME = "qres-array"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # the manifest's "q" key
 
 
 def _lossy_plan(col: np.ndarray, max_error: float | None) -> tuple[Transform, int]:
@@ -116,9 +115,14 @@ def compress_columns(
     max_error: float | Sequence[float | None] | None = None,
     key: bytes | None = None,
     extra: dict | None = None,
+    checksum: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> bytes:
-    """A `.qres` file holding equal-length 1-D columns; `extra` is stored in the manifest as given."""
+    """A `.qres` file holding equal-length 1-D columns; `extra` is stored in the manifest as given.
+
+    `checksum` adds a CRC32 to every block (flag 0x04). Without it corruption is still caught by the
+    header CRC, the structure checks and the coder's 16-bit end check; files on disk (the CLI) use it.
+    """
     columns = [np.asarray(c) for c in columns]
     if not columns:
         raise ValueError("nothing to compress: no columns")
@@ -129,28 +133,29 @@ def compress_columns(
         as_2d(c)  # dtype check
     errs = per_channel_errors(max_error, len(columns))
     blocks = encode_columns(columns, max_error=errs, progress=progress)
-    manifest = {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "rows": n,
-        "dtypes": [c.dtype.str for c in columns],
-        "max_error": errs,
-        "extra": extra or {},
-    }
+    manifest: dict = {"q": FORMAT_VERSION, "n": n, "t": [c.dtype.str for c in columns]}
+    if errs is not None:
+        manifest["e"] = errs
+    if extra:
+        manifest["x"] = extra
     total = sum(c.nbytes for c in columns)
     return ct.write_container(
-        [ct.ManifestBlock(manifest), *blocks], total_size=total, solid=len(blocks) <= 2, key=key
+        [ct.ManifestBlock(manifest), *blocks], total_size=total, solid=len(blocks) <= 2, key=key, block_crc=checksum
     )
 
 
 def _manifest(blocks: list[ct.Block]) -> dict:
+    """The array manifest, validated and with long key names: rows, dtypes, max_error, extra."""
     if not blocks or not isinstance(blocks[0], ct.ManifestBlock):
         raise QresFormatError("not a QRES array file: the first block is not a manifest")
-    m = blocks[0].manifest
-    if m.get("format") != FORMAT_NAME:
-        raise QresFormatError(f"manifest names format {m.get('format')!r}, expected {FORMAT_NAME!r}")
-    if m.get("version") != FORMAT_VERSION:
-        raise QresFormatError(f"array format version {m.get('version')!r} is not supported (this build reads {FORMAT_VERSION})")
+    stored = blocks[0].manifest
+    if "q" not in stored:
+        raise QresFormatError("the manifest does not describe a QRES array (no 'q' key)")
+    if stored["q"] != FORMAT_VERSION:
+        raise QresFormatError(f"array format version {stored['q']!r} is not supported (this build reads {FORMAT_VERSION})")
+    m = {"rows": stored.get("n"), "dtypes": stored.get("t"), "max_error": stored.get("e"), "extra": stored.get("x", {})}
+    if not isinstance(m["extra"], dict):
+        raise QresFormatError("manifest: 'x' must be an object")
     rows, dtypes = m.get("rows"), m.get("dtypes")
     if not isinstance(rows, int) or rows < 0 or not isinstance(dtypes, list) or not 1 <= len(dtypes) <= 4096:
         raise QresFormatError("manifest: bad rows or dtypes")
@@ -204,12 +209,15 @@ def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[n
     return cols, m
 
 
-def compress(values: np.ndarray, *, max_error: float | None = None, key: bytes | None = None) -> bytes:
+def compress(
+    values: np.ndarray, *, max_error: float | Sequence[float | None] | None = None, key: bytes | None = None, checksum: bool = False
+) -> bytes:
     """Compress a 1-D or 2-D (samples, channels) array of any integer dtype, float32 or float64.
 
     Lossless by default: decompress gives back the same dtype, shape and bits (NaN, +-inf and -0.0
-    included). With `max_error` every decoded value is within max_error of the input (NaN and
-    infinities are kept exactly). `key` (32 bytes) encrypts the file with AES-256-GCM.
+    included). With `max_error` (one bound, or one per channel with None for lossless channels)
+    every decoded value is within it (NaN and infinities are kept exactly). `key` (32 bytes)
+    encrypts the file with AES-256-GCM; `checksum` adds a CRC32 to every block.
     """
     arr = np.asarray(values)
     shape = list(arr.shape)
@@ -217,17 +225,19 @@ def compress(values: np.ndarray, *, max_error: float | None = None, key: bytes |
     if arr2.shape[0] == 0:
         arr2 = arr2.reshape(0, arr2.shape[1])
     cols = [arr2[:, c] for c in range(arr2.shape[1])]
-    return compress_columns(cols, max_error=max_error, key=key, extra={"shape": shape})
+    extra = {"d": 1} if arr.ndim == 1 else None  # 2-D unless marked
+    return compress_columns(cols, max_error=max_error, key=key, extra=extra, checksum=checksum)
 
 
 def decompress(data: bytes, *, key: bytes | None = None) -> np.ndarray:
     """Inverse of `compress`: the array, with its dtype and shape."""
     cols, m = decompress_columns(data, key=key)
-    shape = m["extra"].get("shape") if isinstance(m.get("extra"), dict) else None
-    if not isinstance(shape, list) or len(shape) not in (1, 2) or not all(isinstance(s, int) for s in shape):
-        raise QresFormatError("manifest: missing or bad array shape (a table file? use the CLI to decompress it)")
-    if shape[0] != m["rows"] or (len(shape) == 2 and shape[1] != len(cols)) or (len(shape) == 1 and len(cols) != 1):
-        raise QresFormatError(f"manifest: shape {shape} does not match {m['rows']} rows x {len(cols)} channels")
+    if "source" in m["extra"]:
+        raise QresFormatError("this file holds a table: decompress it with `qres decompress` or decompress_columns")
+    ndim = m["extra"].get("d", 2)
+    if ndim not in (1, 2) or (ndim == 1 and len(cols) != 1):
+        raise QresFormatError(f"manifest: bad array rank {ndim!r} for {len(cols)} channels")
+    shape = [m["rows"]] if ndim == 1 else [m["rows"], len(cols)]
     out = stack(cols) if cols[0].size or len(cols) else np.zeros((0, len(cols)))
     if len(set(np.dtype(d) for d in m["dtypes"])) != 1:
         raise QresFormatError("manifest: an array file has one dtype")

@@ -192,8 +192,7 @@ def _common_step(k: np.ndarray) -> tuple[int, int]:
         if not np.any((k - base) % max(step, 1)):
             break
     step = max(step, 1)
-    lo, hi = int(k.min()), int(k.max())
-    mid = lo + (hi - lo) // 2
+    mid = int(np.median(k[:: max(1, len(k) // 65536)]))  # centre the stream on its typical value
     offset = base + step * ((mid - base) // step)
     return offset, step
 
