@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import QresFormatError
 from . import container as ct
+from . import rational
 from .model import Model, as_2d, fit_columns
 from .rows import MAX_BLOCK_VALUES, decode_rows, encode_rows, stack
 from .transform import Transform, binary_transform, fit_transform
@@ -29,7 +30,8 @@ def _lossy_plan(col: np.ndarray, max_error: float | None) -> tuple[Transform, in
     t = fit_transform(col, lattice=max_error is None)
     if max_error is None:
         return t, 0
-    if t.kind == "bits":
+    if t.kind == "bits" or (t.kind == "decimal" and max_error / t.quantum > 2**20):
+        # no grid, or one far finer than the bound: quantise on a power-of-two grid instead
         t = binary_transform(col, max_error)
         q = t.quantum
         bound = max(0, math.floor((max_error - q / 2) / q))
@@ -132,13 +134,18 @@ def compress_columns(
             raise ValueError(f"column {i} must be 1-D with {n} values, got shape {c.shape}")
         as_2d(c)  # dtype check
     errs = per_channel_errors(max_error, len(columns))
+    total = sum(c.nbytes for c in columns)
+    recipes: list[list] = []
+    if errs is None:
+        columns, recipes = _split_rational(columns)
     blocks = encode_columns(columns, max_error=errs, progress=progress)
     manifest: dict = {"q": FORMAT_VERSION, "n": n, "t": [c.dtype.str for c in columns]}
+    if recipes:
+        manifest["r"] = recipes
     if errs is not None:
         manifest["e"] = errs
     if extra:
         manifest["x"] = extra
-    total = sum(c.nbytes for c in columns)
     return ct.write_container(
         [ct.ManifestBlock(manifest), *blocks], total_size=total, solid=len(blocks) <= 2, key=key, block_crc=checksum
     )
@@ -153,7 +160,16 @@ def _manifest(blocks: list[ct.Block]) -> dict:
         raise QresFormatError("the manifest does not describe a QRES array (no 'q' key)")
     if stored["q"] != FORMAT_VERSION:
         raise QresFormatError(f"array format version {stored['q']!r} is not supported (this build reads {FORMAT_VERSION})")
-    m = {"rows": stored.get("n"), "dtypes": stored.get("t"), "max_error": stored.get("e"), "extra": stored.get("x", {})}
+    m = {
+        "rows": stored.get("n"), "dtypes": stored.get("t"), "max_error": stored.get("e"),
+        "extra": stored.get("x", {}), "recipes": stored.get("r", []),
+    }
+    if not isinstance(m["recipes"], list) or not all(isinstance(r, list) and len(r) == 6 for r in m["recipes"]):
+        raise QresFormatError("manifest: 'r' must be a list of 6-item recipes")
+    ncols = len(m["dtypes"]) if isinstance(m["dtypes"], list) else 0
+    for col, aux, *_ in m["recipes"]:
+        if not (isinstance(col, int) and isinstance(aux, int) and 0 <= col < aux < ncols):
+            raise QresFormatError("manifest: averaged-column recipe names columns out of range")
     if not isinstance(m["extra"], dict):
         raise QresFormatError("manifest: 'x' must be an object")
     rows, dtypes = m.get("rows"), m.get("dtypes")
@@ -206,7 +222,45 @@ def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[n
     if not parts:
         return [np.zeros(0, np.dtype(d)) for d in m["dtypes"]], m
     cols = [np.concatenate([p[c] for p in parts]) for c in range(nch)]
-    return cols, m
+    return _join_rational(cols, m), m
+
+
+def _split_rational(columns: list[np.ndarray]) -> tuple[list[np.ndarray], list[list]]:
+    """Replace averaged-reading columns (see rational.py) by quotient columns, remainders appended.
+
+    Returns the stored columns and the recipes [column, remainder column, decimals, multiplier,
+    digits, patches] that the manifest keeps under "r".
+    """
+    out = list(columns)
+    recipes = []
+    for i, col in enumerate(columns):
+        if col.dtype != np.float64:
+            continue
+        t = fit_transform(col, lattice=False)
+        rule = rational.find(col, t.decimals) if t.kind == "decimal" else None
+        if rule is None:
+            continue
+        q, rem, patches = rational.split(col, rule)
+        out[i] = q
+        recipes.append([i, len(out), *rule.to_list(), patches])
+        out.append(rem)
+    return out, recipes
+
+
+def _join_rational(cols: list[np.ndarray], m: dict) -> list[np.ndarray]:
+    recipes = m.get("recipes") or []
+    if not recipes:
+        return cols
+    out = list(cols)
+    drop = set()
+    for col, aux, d, mult, digits, patches in recipes:
+        try:
+            rule = rational.Rational(int(d), int(mult), int(digits))
+            out[col] = rational.join(cols[col], cols[aux], rule, patches)
+        except (TypeError, ValueError, IndexError, OverflowError) as exc:
+            raise QresFormatError(f"manifest: bad averaged-column recipe ({exc})") from None
+        drop.add(aux)
+    return [c for i, c in enumerate(out) if i not in drop]
 
 
 def compress(
@@ -238,10 +292,9 @@ def decompress(data: bytes, *, key: bytes | None = None) -> np.ndarray:
     if ndim not in (1, 2) or (ndim == 1 and len(cols) != 1):
         raise QresFormatError(f"manifest: bad array rank {ndim!r} for {len(cols)} channels")
     shape = [m["rows"]] if ndim == 1 else [m["rows"], len(cols)]
-    out = stack(cols) if cols[0].size or len(cols) else np.zeros((0, len(cols)))
-    if len(set(np.dtype(d) for d in m["dtypes"])) != 1:
+    if len(set(c.dtype for c in cols)) != 1:
         raise QresFormatError("manifest: an array file has one dtype")
-    out = out.astype(np.dtype(m["dtypes"][0]), copy=False)
+    out = stack(cols)
     return out.reshape(shape)
 
 
