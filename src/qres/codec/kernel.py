@@ -48,7 +48,8 @@ P_SHIFT = 6  # context c codes u >> max(0, c - SHIFT) as the token
 P_RATE = 7  # slowest CDF adaptation rate (2^-RATE)
 P_ENERGY0 = 8  # energy before the first value
 P_LEVEL_ENERGY = 9  # energy used to code the first value
-NPAR = 10
+P_MERGE = 10  # contexts c >> MERGE share one CDF (fewer CDFs learn faster on short streams)
+NPAR = 11
 
 REPEAT_RATE = 5
 ERRORS = {
@@ -142,7 +143,9 @@ def encode_block(z, par, lags_a, w_a, lags_b, w_b, cdf, seen, repeat_rows, tag, 
             k = ctx - par[c, P_SHIFT]
             if k < 0:
                 k = 0
-            ci = ctx if ctx < cdf.shape[1] else cdf.shape[1] - 1
+            ci = ctx >> par[c, P_MERGE]
+            if ci >= cdf.shape[1]:
+                ci = cdf.shape[1] - 1
             v = u >> np.uint64(k)
             tok, ex = split_token(v)
             hist[c, ci, tok] += 1
@@ -230,7 +233,9 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, cdf, seen, repeat_rows
             k = ctx - par[c, P_SHIFT]
             if k < 0:
                 k = 0
-            ci = ctx if ctx < cdf.shape[1] else cdf.shape[1] - 1
+            ci = ctx >> par[c, P_MERGE]
+            if ci >= cdf.shape[1]:
+                ci = cdf.shape[1] - 1
             row = cdf[c, ci]
             slot = np.int64(x & mask15)
             tok = 0

@@ -8,7 +8,7 @@ Gene layout (all integers LEB128 varints unless noted):
   b"QG", version u8 (=1), channel count, flags u8 (bit 0: rows may repeat, bit 1: tables present)
   per channel: dtype code u8, kind u8, decimals (signed), offset (signed), step, lattice shift u8
                [if the shift is not 0: correction count, then (index delta, signed offset) pairs],
-               predictor id u8, predictor bytes, shift u8, rate u8, energy0, level energy
+               predictor id u8, predictor bytes, shift u8, rate u8, merge u8, energy0, level energy
   if tables: per channel a u32 mask of the contexts stored, then per stored context NSYM-1
              frequencies (the last one is 2^15 minus their sum)
 """
@@ -36,6 +36,9 @@ DTYPES = ("<i1", "<i2", "<i4", "<i8", "|u1", "<u1", "<u2", "<u4", "<u8", "<f4", 
 _KINDS = ("int", "decimal", "bits", "binary")
 SHIFTS = (2, 3, 4)
 RATES = (4, 5, 6)
+SMALL_STREAM = 1 << 14  # streams this short afford a wider search of the entropy settings
+SHIFTS_SMALL = (1, 2, 3, 4, 5)
+RATES_SMALL = (3, 4, 5, 6, 7)
 TRIAL_WINDOW = 4096
 TRAINED_SEEN = 1 << 12  # trained tables start as settled contexts
 
@@ -50,6 +53,7 @@ class ChannelModel:
     rate: int = 5
     energy0: int = 0
     level_energy: int = 0
+    merge: int = 0
 
 
 def _dtype_code(dtype: str) -> int:
@@ -89,7 +93,7 @@ class Model:
                     prev = n
             out.append(ch.predictor.predictor_id)
             out += ch.predictor.to_bytes()
-            out += bytes([ch.shift, ch.rate])
+            out += bytes([ch.shift, ch.rate, ch.merge])
             put_uvarint(out, ch.energy0)
             put_uvarint(out, ch.level_energy)
         if self.tables is not None:
@@ -168,12 +172,12 @@ class Model:
             if pid != LinearPredictor.predictor_id:
                 raise r.fail(f"unknown predictor id {pid}")
             pred = LinearPredictor.read(r)
-            shift, rate = r.u8(), r.u8()
-            if shift > 16 or not 1 <= rate <= 12:
+            shift, rate, merge = r.u8(), r.u8(), r.u8()
+            if shift > 16 or not 1 <= rate <= 12 or merge > 8:
                 raise r.fail("entropy settings out of range")
             e0 = r.uvarint(2**46)
             le = r.uvarint(2**46)
-            chans.append(ChannelModel(t, pred, shift, rate, e0, le))
+            chans.append(ChannelModel(t, pred, shift, rate, e0, le, merge))
         tables = None
         if flags & 2:
             tables = np.stack([initial_cdf(K.NCTX, ch.shift) for ch in chans])
@@ -213,6 +217,7 @@ class Model:
             par[i, K.P_RATE] = ch.rate
             par[i, K.P_ENERGY0] = ch.energy0
             par[i, K.P_LEVEL_ENERGY] = ch.level_energy
+            par[i, K.P_MERGE] = ch.merge
         if bounds is not None:
             par[:, K.P_BOUND] = bounds
         if self.tables is not None:
@@ -272,25 +277,28 @@ def fit_channel(z: np.ndarray, transform: Transform, *, frame_ready: bool, bound
     window = z[:TRIAL_WINDOW]
     best: ChannelModel | None = None
     best_words = None
+    # energy (16 x mean zigzagged residual) to start from: typical for frames, the opening's for streams
+    head = z if frame_ready else z[:33]
+    energy0 = _energy(2 * np.abs(np.diff(head)).astype(np.float64)) if len(head) > 1 else 0
     for pred in cands:
         if not frame_ready and len(z):
             pred = LinearPredictor(int(z[0]), pred.short_weights, pred.full_lags, pred.full_weights, pred.integer_weights)
-        ch = ChannelModel(transform, pred)
+        ch = ChannelModel(transform, pred, energy0=energy0)
         words = _trial_words(window, ch, bound)
         if best_words is None or words < best_words:
             best, best_words = ch, words
     assert best is not None
-    for field, options in (("shift", SHIFTS), ("rate", RATES)):
+    small = len(z) <= SMALL_STREAM
+    merges = (0, 1, 2, 8) if small else (0, 1)
+    for field, options in (("shift", SHIFTS_SMALL if small else SHIFTS), ("rate", RATES_SMALL if small else RATES), ("merge", merges)):
         for opt in options:
             cand = ChannelModel(**{**best.__dict__, field: opt})
             words = _trial_words(window, cand, bound)
             if words < best_words:
                 best, best_words = cand, words
     if frame_ready and len(z) > 1:
-        p = best.predictor
-        first = np.abs(z - p.level)
-        d = np.abs(np.diff(z)).astype(np.float64)
-        best = ChannelModel(best.transform, p, best.shift, best.rate, _energy(d), _energy(first))
+        first = 2 * np.abs(z - best.predictor.level).astype(np.float64)
+        best = ChannelModel(**{**best.__dict__, "level_energy": _energy(first)})
     return best
 
 
