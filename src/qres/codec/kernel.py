@@ -49,7 +49,8 @@ P_RATE = 7  # slowest CDF adaptation rate (2^-RATE)
 P_ENERGY0 = 8  # energy before the first value
 P_LEVEL_ENERGY = 9  # energy used to code the first value
 P_MERGE = 10  # contexts c >> MERGE share one CDF (fewer CDFs learn faster on short streams)
-NPAR = 11
+P_NWARM = 11  # number of warm-up orders (weights in w_warm (C, 3, 3), row q-1 for order q)
+NPAR = 12
 
 REPEAT_RATE = 5
 ERRORS = {
@@ -70,7 +71,7 @@ def _rate(seen, c, ci, slowest):
 
 
 @nb.njit(cache=True)
-def encode_block(z, par, lags_a, w_a, lags_b, w_b, cdf, seen, repeat_rows, tag, y, hist):
+def encode_block(z, par, lags_a, w_a, lags_b, w_b, w_warm, cdf, seen, repeat_rows, tag, y, hist):
     """Code rows z (n, C) int64. Writes reconstructed values into y; returns the uint16 words.
 
     `cdf` is updated in place (the adapted state after the block); `seen` (C, NCTX) counts the
@@ -129,7 +130,15 @@ def encode_block(z, par, lags_a, w_a, lags_b, w_b, cdf, seen, repeat_rows, tag, 
                     acc += (w_a[c, j] >> 16 if intw else w_a[c, j]) * y[t - lags_a[c, j], c]
                 pred = acc if intw else (acc + 32768) >> 16
             else:
-                pred = y[t - 1, c]
+                nwarm = par[c, P_NWARM]
+                q = t if t < nwarm else nwarm
+                if q == 0:
+                    pred = y[t - 1, c]
+                else:
+                    acc = np.int64(0)
+                    for j in range(q):
+                        acc += w_warm[c, q - 1, j] * y[t - 1 - j, c]
+                    pred = (acc + 32768) >> 16
             bound = par[c, P_BOUND]
             if bound == 0:
                 r = np.int64(np.uint64(z[t, c]) - np.uint64(pred))
@@ -168,14 +177,15 @@ def encode_block(z, par, lags_a, w_a, lags_b, w_b, cdf, seen, repeat_rows, tag, 
                 scales[m] = b
                 m += 1
             update_cdf(cdf[c, ci], tok, _rate(seen, c, ci, par[c, P_RATE]))
-            energy[c] = next_energy(energy[c], u)
+            if t > 0:  # the first value (predicted from the level) says nothing about the noise
+                energy[c] = next_energy(energy[c], u)
     out = np.empty(2 * m + 4, np.uint16)
     nw = rans_encode(starts, freqs, scales, m, RANS_L + (tag & 0xFFFF), out)
     return out[out.shape[0] - nw :].copy()
 
 
 @nb.njit(cache=True)
-def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, cdf, seen, repeat_rows, tag, y):
+def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, cdf, seen, repeat_rows, tag, y):
     """Decode n rows into y (n, C) from uint16 `words`. Returns the number of words used, or an error code < 0."""
     nch = y.shape[1]
     nw = words.shape[0]
@@ -228,7 +238,15 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, cdf, seen, repeat_rows
                     acc += (w_a[c, j] >> 16 if intw else w_a[c, j]) * y[t - lags_a[c, j], c]
                 pred = acc if intw else (acc + 32768) >> 16
             else:
-                pred = y[t - 1, c]
+                nwarm = par[c, P_NWARM]
+                q = t if t < nwarm else nwarm
+                if q == 0:
+                    pred = y[t - 1, c]
+                else:
+                    acc = np.int64(0)
+                    for j in range(q):
+                        acc += w_warm[c, q - 1, j] * y[t - 1 - j, c]
+                    pred = (acc + 32768) >> 16
             ctx = context_of(par[c, P_LEVEL_ENERGY] if t == 0 else energy[c])
             k = ctx - par[c, P_SHIFT]
             if k < 0:
@@ -282,7 +300,8 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, cdf, seen, repeat_rows
             else:
                 y[t, c] = pred + r * (2 * bound + 1)
             update_cdf(row, tok, _rate(seen, c, ci, par[c, P_RATE]))
-            energy[c] = next_energy(energy[c], u)
+            if t > 0:  # the first value (predicted from the level) says nothing about the noise
+                energy[c] = next_energy(energy[c], u)
     if x != np.uint64(RANS_L + (tag & 0xFFFF)):
         return -3
     return pos

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import QresFormatError
 from . import kernel as K
-from .predictor import LinearPredictor, fit_linear
+from .predictor import MAX_WARM, LinearPredictor, fit_linear
 from .rans import CDF_ONE, NSYM, initial_cdf
 from .transform import Transform, fit_transform
 from .varint import Reader, put_svarint, put_uvarint
@@ -198,16 +198,19 @@ class Model:
 
     # -- kernel inputs ----------------------------------------------------------------------
     def kernel_params(self, bounds: np.ndarray | None = None):
-        """(par, lags_a, w_a, lags_b, w_b, cdf, seen) arrays for the codec kernel; cdf and seen are fresh."""
+        """(par, lags_a, w_a, lags_b, w_b, w_warm, cdf, seen) arrays for the codec kernel; cdf and seen are fresh."""
         c = len(self.channels)
         par = np.zeros((c, K.NPAR), np.int64)
         la = np.zeros((c, K.MAX_LAGS), np.int64)
         wa = np.zeros_like(la)
         lb = np.zeros_like(la)
         wb = np.zeros_like(la)
+        ww = np.zeros((c, MAX_WARM, MAX_WARM), np.int64)
         for i, ch in enumerate(self.channels):
             p = ch.predictor
             la[i], wa[i], lb[i], wb[i] = p.kernel_arrays(K.MAX_LAGS)
+            ww[i] = p.warm_array()
+            par[i, K.P_NWARM] = len(p.warm_weights)
             par[i, K.P_NA] = p.order
             par[i, K.P_NB] = len(p.full_lags)
             par[i, K.P_MAXLAG_B] = max(p.full_lags, default=0)
@@ -226,7 +229,7 @@ class Model:
         else:
             cdf = np.stack([initial_cdf(K.NCTX, ch.shift) for ch in self.channels])
             seen = np.zeros((c, K.NCTX), np.int64)
-        return par, la, wa, lb, wb, cdf, seen
+        return par, la, wa, lb, wb, ww, cdf, seen
 
     # -- fitting ----------------------------------------------------------------------------
     @classmethod
@@ -260,11 +263,10 @@ def as_2d(values: np.ndarray) -> np.ndarray:
 
 def _trial_words(z: np.ndarray, ch: ChannelModel, bound: int) -> int:
     m = Model((ch,))
-    par, la, wa, lb, wb, cdf, seen = m.kernel_params(np.array([bound]))
     zz = np.ascontiguousarray(z[:, None])
     y = np.empty_like(zz)
     hist = np.zeros((1, K.NCTX, NSYM), np.int64)
-    return len(K.encode_block(zz, par, la, wa, lb, wb, cdf, seen, False, 0, y, hist))
+    return len(K.encode_block(zz, *m.kernel_params(np.array([bound])), False, 0, y, hist))
 
 
 def _energy(u: np.ndarray) -> int:
@@ -297,9 +299,22 @@ def fit_channel(z: np.ndarray, transform: Transform, *, frame_ready: bool, bound
             if words < best_words:
                 best, best_words = cand, words
     if frame_ready and len(z) > 1:
-        first = 2 * np.abs(z - best.predictor.level).astype(np.float64)
-        best = ChannelModel(**{**best.__dict__, "level_energy": _energy(first)})
+        p = best.predictor
+        first = 2 * np.abs(z - p.level).astype(np.float64)
+        settled = _energy(2 * np.abs(short_residual(z, p)).astype(np.float64))
+        best = ChannelModel(**{**best.__dict__, "level_energy": _energy(first), "energy0": settled})
     return best
+
+
+def short_residual(z: np.ndarray, p: LinearPredictor) -> np.ndarray:
+    """Residuals of the short part of a linear predictor over z (what a frame's opening sees)."""
+    if p.order == 0 or len(z) <= p.order:
+        return z - p.level
+    acc = np.zeros(len(z) - p.order, np.int64)
+    for j, w in enumerate(p.short_weights):
+        acc += (np.int64(w) >> (16 if p.integer_weights else 0)) * z[p.order - 1 - j : len(z) - 1 - j]
+    pred = acc if p.integer_weights else (acc + 32768) >> 16
+    return z[p.order :] - pred
 
 
 def fit_columns(columns: list[np.ndarray], transforms: list[Transform], *, tables: bool, bounds: np.ndarray | None = None) -> Model:
@@ -323,10 +338,9 @@ def fit_columns(columns: list[np.ndarray], transforms: list[Transform], *, table
 
 def train_tables(model: Model, z: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """CDF tables from the token counts of each context over z, blended with the prior."""
-    par, la, wa, lb, wb, cdf, seen = model.kernel_params(bounds)
     hist = np.zeros((model.n_channels, K.NCTX, NSYM), np.int64)
     y = np.empty_like(z)
-    K.encode_block(np.ascontiguousarray(z), par, la, wa, lb, wb, cdf, seen, model.repeat_rows, 0, y, hist)
+    K.encode_block(np.ascontiguousarray(z), *model.kernel_params(bounds), model.repeat_rows, 0, y, hist)
     out = np.stack([initial_cdf(K.NCTX, ch.shift) for ch in model.channels])
     for c in range(model.n_channels):
         for i in range(K.NCTX):

@@ -6,8 +6,8 @@ codec kernel runs today; LSTM and TAAF predictors register new ids later.
 
 LinearPredictor: Q16.16 weights on lags. A *short* part uses lags 1..p and serves from row p on; an
 optional *full* part adds seasonal lags (a daily cycle, say) and serves once the longest lag is
-available. Before that, the previous value is the prediction, and the very first value is predicted
-as `level`. With `integer_weights` the weights are whole numbers applied modulo 2^64, for channels
+available. Rows 1..p-1 use *warm-up* predictors of order min(row, W) (W <= 3; the previous value
+when there are none), and the very first value is predicted as `level`. With `integer_weights` the weights are whole numbers applied modulo 2^64, for channels
 whose integers are too wide for exact Q16.16 products.
 """
 
@@ -23,6 +23,7 @@ from ..fixed import Q16_ONE, to_q16
 from .varint import Reader, put_svarint, put_uvarint
 
 MAX_ORDER = 16
+MAX_WARM = 3  # low-order predictors for the first rows of a frame, before the short part applies
 MAX_LAGS = 24
 MAX_LAG = 4096
 MAX_WEIGHT = 2**23  # |w| < 128 in Q16.16
@@ -53,6 +54,7 @@ class LinearPredictor(Predictor):
     full_lags: tuple[int, ...] = ()
     full_weights: tuple[int, ...] = ()
     integer_weights: bool = False
+    warm_weights: tuple[tuple[int, ...], ...] = ()  # orders 1..W (W <= MAX_WARM), for rows 1..p-1
     predictor_id: int = field(default=1, init=False)
 
     @property
@@ -65,6 +67,10 @@ class LinearPredictor(Predictor):
         out.append(len(self.short_weights))
         for w in self.short_weights:
             put_svarint(out, w)
+        out.append(len(self.warm_weights))
+        for ws in self.warm_weights:
+            for w in ws:
+                put_svarint(out, w)
         out.append(len(self.full_lags))
         for lag, w in zip(self.full_lags, self.full_weights):
             put_uvarint(out, lag)
@@ -90,6 +96,10 @@ class LinearPredictor(Predictor):
         if p > MAX_ORDER:
             raise r.fail(f"order {p} exceeds {MAX_ORDER}")
         short = tuple(r.svarint() for _ in range(p))
+        nwarm = r.u8()
+        if nwarm > min(MAX_WARM, max(p - 1, 0)):
+            raise r.fail(f"{nwarm} warm-up orders for order {p}")
+        warm = tuple(tuple(r.svarint() for _ in range(q)) for q in range(1, nwarm + 1))
         q = r.u8()
         if q > MAX_LAGS:
             raise r.fail(f"{q} lags exceed {MAX_LAGS}")
@@ -97,11 +107,18 @@ class LinearPredictor(Predictor):
         for _ in range(q):
             lags.append(r.uvarint(MAX_LAG))
             full.append(r.svarint())
-        if any(abs(w) >= MAX_WEIGHT for w in short + tuple(full)):
+        if any(abs(w) >= MAX_WEIGHT for w in short + tuple(full) + sum(warm, ())):
             raise r.fail("weight out of range")
         if any(lag < 1 for lag in lags):
             raise r.fail("lag 0")
-        return cls(level, short, tuple(lags), tuple(full), bool(intw))
+        return cls(level, short, tuple(lags), tuple(full), bool(intw), warm)
+
+    def warm_array(self) -> np.ndarray:
+        """Warm-up weights for the kernel: (MAX_WARM, MAX_WARM), row q-1 holding order q."""
+        out = np.zeros((MAX_WARM, MAX_WARM), np.int64)
+        for q, ws in enumerate(self.warm_weights, start=1):
+            out[q - 1, :q] = ws
+        return out
 
     def kernel_arrays(self, max_lags: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(lags_a, w_a, lags_b, w_b) rows for the codec kernel, zero-padded to max_lags."""
@@ -212,6 +229,7 @@ def fit_linear(z: np.ndarray, *, max_order: int = MAX_ORDER, seasonal: bool = Tr
     scored: list[tuple[float, LinearPredictor]] = []
     zc = np.concatenate(parts).astype(np.float64)
     scored.append((_cost_bits(zc - level) + 64, LinearPredictor(level)))
+    solved: dict[int, tuple[int, ...]] = {}
     if top:
         x, y = _design(parts, list(range(1, top + 1)))
         a, b = x.T @ x, x.T @ y
@@ -222,8 +240,10 @@ def fit_linear(z: np.ndarray, *, max_order: int = MAX_ORDER, seasonal: bool = Tr
             if w is None:
                 continue
             wq = _quantise(w)
+            solved[p] = wq
             res = y - x[:, :p] @ (np.array(wq) / Q16_ONE)
-            scored.append((_cost_bits(res) + 20 * p, LinearPredictor(level, wq)))
+            warm = tuple(solved[q] for q in range(1, min(MAX_WARM, p - 1) + 1) if q in solved)
+            scored.append((_cost_bits(res) + 20 * p, LinearPredictor(level, wq, warm_weights=warm)))
     scored.sort(key=lambda s: s[0])
     best = [s[1] for s in scored[:3]]
     if seasonal and best and best[0].order > 0:
@@ -238,5 +258,5 @@ def fit_linear(z: np.ndarray, *, max_order: int = MAX_ORDER, seasonal: bool = Tr
                 res = y - x @ (np.array(wq) / Q16_ONE)
                 res_short = y - x[:, : first.order] @ (np.array(first.short_weights) / Q16_ONE)
                 if _cost_bits(res) + 40 < _cost_bits(res_short):
-                    best.insert(0, LinearPredictor(level, first.short_weights, tuple(lags), wq))
+                    best.insert(0, LinearPredictor(level, first.short_weights, tuple(lags), wq, warm_weights=first.warm_weights))
     return best

@@ -69,10 +69,9 @@ def encode_rows(model: Model, columns: list[np.ndarray], bounds: np.ndarray | No
     if n * nch > MAX_BLOCK_VALUES:
         raise ValueError(f"a block holds at most {MAX_BLOCK_VALUES} values")
     z, patches = to_streams(model, columns)
-    par, la, wa, lb, wb, cdf, seen = model.kernel_params(bounds)
     y = np.empty_like(z)
     hist = np.zeros((nch, K.NCTX, NSYM), np.int64)
-    words = K.encode_block(z, par, la, wa, lb, wb, cdf, seen, model.repeat_rows, model.tag, y, hist)
+    words = K.encode_block(z, *model.kernel_params(bounds), model.repeat_rows, model.tag, y, hist)
     body = bytearray()
     write_patches(body, patches)
     body += words.astype("<u2").tobytes()
@@ -109,10 +108,9 @@ def decode_rows(model: Model, r: Reader, n: int, bounds: np.ndarray | None = Non
     if len(rest) % 2:
         raise QresFormatError(f"{what}: coded data has an odd number of bytes ({len(rest)})")
     words = np.frombuffer(rest, dtype="<u2").astype(np.uint16)
-    par, la, wa, lb, wb, cdf, seen = model.kernel_params(bounds)
     y = np.zeros((n, nch), np.int64)
     if n:
-        used = K.decode_block(words, n, par, la, wa, lb, wb, cdf, seen, model.repeat_rows, model.tag, y)
+        used = K.decode_block(words, n, *model.kernel_params(bounds), model.repeat_rows, model.tag, y)
         if used == -3:
             raise QresModelMismatch(f"{what}: does not decode with model {model.id} (another model, or corrupt data)")
         if used < 0:
