@@ -50,7 +50,12 @@ P_ENERGY0 = 8  # energy before the first value
 P_LEVEL_ENERGY = 9  # energy used to code the first value
 P_MERGE = 10  # contexts c >> MERGE share one CDF (fewer CDFs learn faster on short streams)
 P_NWARM = 11  # number of warm-up orders (weights in w_warm (C, 3, 3), row q-1 for order q)
-NPAR = 12
+P_SLIP = 12  # lattice slips coded in-band: 0 none, 1 table lists every slip, 2 table lists points seen
+P_TABLEN = 13  # entries of the channel's slip table (tab_at sorted lattice points, tab_sl slips)
+NPAR = 14
+SLIP_SPAN = 4  # a slip differs from its table entry by at most this much
+ROW_KNOWN = NCTX  # CDF row for slips of points in the table (or any point of a complete table)
+ROW_UNKNOWN = NCTX + 1  # CDF row for slips of points not seen
 
 REPEAT_RATE = 5
 ERRORS = {
@@ -70,16 +75,35 @@ def _rate(seen, c, ci, slowest):
     return r if r < slowest else slowest
 
 
+@nb.njit(cache=True, inline="always")
+def _slip_base(v, c, par, tab_at, tab_sl):
+    """(CDF row, slip the table predicts) for lattice point v of channel c."""
+    lo = 0
+    hi = par[c, P_TABLEN]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if tab_at[c, mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < par[c, P_TABLEN] and tab_at[c, lo] == v:
+        return ROW_KNOWN, tab_sl[c, lo]
+    if par[c, P_SLIP] == 1:
+        return ROW_KNOWN, np.int64(0)
+    return ROW_UNKNOWN, np.int64(0)
+
+
 @nb.njit(cache=True)
-def encode_block(z, par, lags_a, w_a, lags_b, w_b, w_warm, cdf, seen, repeat_rows, tag, y, hist):
-    """Code rows z (n, C) int64. Writes reconstructed values into y; returns the uint16 words.
+def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist):
+    """Code rows z (n, C) int64 (and lattice slips (n, C)). Writes reconstructed values into y;
+    returns the uint16 words.
 
     `cdf` is updated in place (the adapted state after the block); `seen` (C, NCTX) counts the
     symbols each context has coded (a young context adapts faster); hist (C, NCTX, NSYM) counts the
     tokens coded in each context (for training a model's tables).
     """
     n, nch = z.shape
-    cap = n * nch * 6 + n + 8
+    cap = n * nch * 7 + n + 8
     starts = np.empty(cap, np.uint32)
     freqs = np.empty(cap, np.uint32)
     scales = np.empty(cap, np.uint8)
@@ -91,7 +115,7 @@ def encode_block(z, par, lags_a, w_a, lags_b, w_b, w_warm, cdf, seen, repeat_row
             rep = True
             for c in range(nch):
                 d = z[t, c] - y[t - 1, c]
-                if d > par[c, P_BOUND] or d < -par[c, P_BOUND]:
+                if d > par[c, P_BOUND] or d < -par[c, P_BOUND] or slips[t, c] != slips[t - 1, c]:
                     rep = False
                     break
             if rep:
@@ -153,8 +177,8 @@ def encode_block(z, par, lags_a, w_a, lags_b, w_b, w_warm, cdf, seen, repeat_row
             if k < 0:
                 k = 0
             ci = ctx >> par[c, P_MERGE]
-            if ci >= cdf.shape[1]:
-                ci = cdf.shape[1] - 1
+            if ci >= NCTX:
+                ci = NCTX - 1
             v = u >> np.uint64(k)
             tok, ex = split_token(v)
             hist[c, ci, tok] += 1
@@ -179,14 +203,26 @@ def encode_block(z, par, lags_a, w_a, lags_b, w_b, w_warm, cdf, seen, repeat_row
             update_cdf(cdf[c, ci], tok, _rate(seen, c, ci, par[c, P_RATE]))
             if t > 0:  # the first value (predicted from the level) says nothing about the noise
                 energy[c] = next_energy(energy[c], u)
+            if par[c, P_SLIP]:
+                srow, sbase = _slip_base(y[t, c], c, par, tab_at, tab_sl)
+                sym = slips[t, c] - sbase + SLIP_SPAN
+                starts[m] = cdf[c, srow, sym]
+                freqs[m] = cdf[c, srow, sym + 1] - cdf[c, srow, sym]
+                scales[m] = CDF_BITS
+                m += 1
+                hist[c, srow, sym] += 1
+                update_cdf(cdf[c, srow], sym, _rate(seen, c, srow, par[c, P_RATE]))
     out = np.empty(2 * m + 4, np.uint16)
     nw = rans_encode(starts, freqs, scales, m, RANS_L + (tag & 0xFFFF), out)
     return out[out.shape[0] - nw :].copy()
 
 
 @nb.njit(cache=True)
-def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, cdf, seen, repeat_rows, tag, y):
-    """Decode n rows into y (n, C) from uint16 `words`. Returns the number of words used, or an error code < 0."""
+def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, slips):
+    """Decode n rows into y (n, C) (lattice slips into slips (n, C)) from uint16 `words`.
+
+    Returns the number of words used, or an error code < 0.
+    """
     nch = y.shape[1]
     nw = words.shape[0]
     if nw < 2:
@@ -216,6 +252,7 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, cdf, seen, rep
                     rep_p = CDF_ONE - 64
                 for c in range(nch):
                     y[t, c] = y[t - 1, c]
+                    slips[t, c] = slips[t - 1, c]
                 continue
             rep_p -= rep_p >> REPEAT_RATE
             if rep_p < 64:
@@ -252,8 +289,8 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, cdf, seen, rep
             if k < 0:
                 k = 0
             ci = ctx >> par[c, P_MERGE]
-            if ci >= cdf.shape[1]:
-                ci = cdf.shape[1] - 1
+            if ci >= NCTX:
+                ci = NCTX - 1
             row = cdf[c, ci]
             slot = np.int64(x & mask15)
             tok = 0
@@ -302,6 +339,23 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, cdf, seen, rep
             update_cdf(row, tok, _rate(seen, c, ci, par[c, P_RATE]))
             if t > 0:  # the first value (predicted from the level) says nothing about the noise
                 energy[c] = next_energy(energy[c], u)
+            if par[c, P_SLIP]:
+                srow, sbase = _slip_base(y[t, c], c, par, tab_at, tab_sl)
+                srow_cdf = cdf[c, srow]
+                slot = np.int64(x & mask15)
+                sym = 0
+                while sym < NSYM - 1 and srow_cdf[sym + 1] <= slot:
+                    sym += 1
+                x = np.uint64(srow_cdf[sym + 1] - srow_cdf[sym]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - srow_cdf[sym])
+                while x < np.uint64(RANS_L):
+                    if pos >= nw:
+                        return -1
+                    x = (x << np.uint64(16)) | np.uint64(words[pos])
+                    pos += 1
+                if sym > 2 * SLIP_SPAN:
+                    return -2
+                slips[t, c] = sbase + sym - SLIP_SPAN
+                update_cdf(srow_cdf, sym, _rate(seen, c, srow, par[c, P_RATE]))
     if x != np.uint64(RANS_L + (tag & 0xFFFF)):
         return -3
     return pos

@@ -7,7 +7,7 @@ trained CDF tables, so that a short frame starts from learned statistics instead
 Gene layout (all integers LEB128 varints unless noted):
   b"QG", version u8 (=1), channel count, flags u8 (bit 0: rows may repeat, bit 1: tables present)
   per channel: dtype code u8, kind u8, decimals (signed), offset (signed), step, lattice shift u8
-               [if the shift is not 0: correction count, then (index delta, signed offset) pairs],
+               [if the shift is not 0: complete u8, slip count, then (index delta, signed slip) pairs],
                predictor id u8, predictor bytes, shift u8, rate u8, merge u8, energy0, level energy
   if tables: per channel a u32 mask of the contexts stored, then per stored context NSYM-1
              frequencies (the last one is 2^15 minus their sum)
@@ -28,6 +28,18 @@ from .predictor import MAX_WARM, LinearPredictor, fit_linear
 from .rans import CDF_ONE, NSYM, initial_cdf
 from .transform import Transform, fit_transform
 from .varint import Reader, put_svarint, put_uvarint
+
+def prior_tables(shift: int) -> np.ndarray:
+    """Starting CDFs of one channel: NCTX value contexts, then the two slip rows (peaked at no slip)."""
+    out = np.empty((K.NCTX + 2, NSYM + 1), np.int32)
+    out[: K.NCTX] = initial_cdf(K.NCTX, shift)
+    out[K.NCTX :] = initial_cdf(2, 0)
+    # slip symbols are 0..2*SLIP_SPAN with SLIP_SPAN meaning "as the table says": move token 0's mass there
+    freq = np.diff(out[K.NCTX])
+    freq[0], freq[K.SLIP_SPAN] = freq[K.SLIP_SPAN], freq[0]
+    out[K.NCTX :, 1:] = np.cumsum(freq)
+    return out
+
 
 GENE_MAGIC = b"QG"
 GENE_VERSION = 1
@@ -85,6 +97,7 @@ class Model:
             put_uvarint(out, t.step)
             out.append(t.shift)
             if t.shift:
+                out.append(int(t.complete))
                 put_uvarint(out, len(t.corrections))
                 prev = -(2**24)
                 for n, c in t.corrections:
@@ -98,8 +111,8 @@ class Model:
             put_uvarint(out, ch.level_energy)
         if self.tables is not None:
             for c, ch in enumerate(self.channels):
-                prior = initial_cdf(1, ch.shift)[0]
-                rows = [i for i in range(K.NCTX) if not np.array_equal(self.tables[c, i], prior)]
+                prior = prior_tables(ch.shift)
+                rows = [i for i in range(K.NCTX + 2) if not np.array_equal(self.tables[c, i], prior[i])]
                 out += struct.pack("<I", sum(1 << i for i in rows))
                 for i in rows:
                     for f in np.diff(self.tables[c, i])[:-1]:
@@ -158,7 +171,9 @@ class Model:
             step = r.uvarint()
             shift = r.u8()
             corrections = []
+            complete = True
             if shift:
+                complete = bool(r.u8())
                 prev = -(2**24)
                 for _ in range(r.uvarint(2**25)):
                     prev += r.uvarint(2**25)
@@ -166,7 +181,7 @@ class Model:
             from .transform import transform_from_dict
 
             t = transform_from_dict(
-                {"kind": _KINDS[kind], "dtype": DTYPES[code], "decimals": decimals, "offset": offset, "step": step, "shift": shift, "corrections": corrections}
+                {"kind": _KINDS[kind], "dtype": DTYPES[code], "decimals": decimals, "offset": offset, "step": step, "shift": shift, "corrections": corrections, "complete": complete}
             )
             pid = r.u8()
             if pid != LinearPredictor.predictor_id:
@@ -180,12 +195,12 @@ class Model:
             chans.append(ChannelModel(t, pred, shift, rate, e0, le, merge))
         tables = None
         if flags & 2:
-            tables = np.stack([initial_cdf(K.NCTX, ch.shift) for ch in chans])
+            tables = np.stack([prior_tables(ch.shift) for ch in chans])
             for c in range(n):
                 mask = struct.unpack("<I", r.take(4))[0]
-                if mask >> K.NCTX:
+                if mask >> (K.NCTX + 2):
                     raise r.fail("table mask names unknown contexts")
-                for i in range(K.NCTX):
+                for i in range(K.NCTX + 2):
                     if mask >> i & 1:
                         f = [r.uvarint(CDF_ONE) for _ in range(NSYM - 1)]
                         last = CDF_ONE - sum(f)
@@ -198,7 +213,7 @@ class Model:
 
     # -- kernel inputs ----------------------------------------------------------------------
     def kernel_params(self, bounds: np.ndarray | None = None):
-        """(par, lags_a, w_a, lags_b, w_b, w_warm, cdf, seen) arrays for the codec kernel; cdf and seen are fresh."""
+        """(par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen) for the codec kernel (cdf, seen fresh)."""
         c = len(self.channels)
         par = np.zeros((c, K.NPAR), np.int64)
         la = np.zeros((c, K.MAX_LAGS), np.int64)
@@ -206,7 +221,12 @@ class Model:
         lb = np.zeros_like(la)
         wb = np.zeros_like(la)
         ww = np.zeros((c, MAX_WARM, MAX_WARM), np.int64)
+        tsize = max([len(ch.transform.corrections) for ch in self.channels] + [1])
+        tab_at = np.zeros((c, tsize), np.int64)
+        tab_sl = np.zeros((c, tsize), np.int64)
         for i, ch in enumerate(self.channels):
+            tab_at[i], tab_sl[i], par[i, K.P_SLIP] = ch.transform.slip_table(tsize)
+            par[i, K.P_TABLEN] = len(ch.transform.corrections)
             p = ch.predictor
             la[i], wa[i], lb[i], wb[i] = p.kernel_arrays(K.MAX_LAGS)
             ww[i] = p.warm_array()
@@ -225,11 +245,11 @@ class Model:
             par[:, K.P_BOUND] = bounds
         if self.tables is not None:
             cdf = self.tables.copy()
-            seen = np.full((c, K.NCTX), TRAINED_SEEN, np.int64)
+            seen = np.full((c, K.NCTX + 2), TRAINED_SEEN, np.int64)
         else:
-            cdf = np.stack([initial_cdf(K.NCTX, ch.shift) for ch in self.channels])
-            seen = np.zeros((c, K.NCTX), np.int64)
-        return par, la, wa, lb, wb, ww, cdf, seen
+            cdf = np.stack([prior_tables(ch.shift) for ch in self.channels])
+            seen = np.zeros((c, K.NCTX + 2), np.int64)
+        return par, la, wa, lb, wb, ww, tab_at, tab_sl, cdf, seen
 
     # -- fitting ----------------------------------------------------------------------------
     @classmethod
@@ -242,7 +262,8 @@ class Model:
         """
         arr = as_2d(values)
         columns = [np.ascontiguousarray(arr[:, c]) for c in range(arr.shape[1])]
-        return fit_columns(columns, [fit_transform(col) for col in columns], tables=tables, bounds=bounds)
+        transforms = [fit_transform(col, complete=not tables) for col in columns]
+        return fit_columns(columns, transforms, tables=tables, bounds=bounds)
 
 
 def as_2d(values: np.ndarray) -> np.ndarray:
@@ -265,8 +286,8 @@ def _trial_words(z: np.ndarray, ch: ChannelModel, bound: int) -> int:
     m = Model((ch,))
     zz = np.ascontiguousarray(z[:, None])
     y = np.empty_like(zz)
-    hist = np.zeros((1, K.NCTX, NSYM), np.int64)
-    return len(K.encode_block(zz, *m.kernel_params(np.array([bound])), False, 0, y, hist))
+    hist = np.zeros((1, K.NCTX + 2, NSYM), np.int64)
+    return len(K.encode_block(zz, np.zeros_like(zz), *m.kernel_params(np.array([bound])), False, 0, y, hist))
 
 
 def _energy(u: np.ndarray) -> int:
@@ -322,8 +343,9 @@ def fit_columns(columns: list[np.ndarray], transforms: list[Transform], *, table
     nch = len(columns)
     n = len(columns[0])
     z = np.empty((n, nch), np.int64)
+    slips = np.zeros((n, nch), np.int64)
     for c, t in enumerate(transforms):
-        z[:, c] = t.forward(columns[c])[0]
+        z[:, c], _, _, slips[:, c] = t.forward(columns[c])
     bnd = np.zeros(nch, np.int64) if bounds is None else np.asarray(bounds, np.int64)
     chans = tuple(fit_channel(z[:, c], transforms[c], frame_ready=tables, bound=int(bnd[c])) for c in range(nch))
     repeat = False
@@ -332,18 +354,18 @@ def fit_columns(columns: list[np.ndarray], transforms: list[Transform], *, table
         repeat = bool(same.mean() > 0.01)
     model = Model(chans, repeat_rows=repeat)
     if tables and len(z):
-        model = Model(chans, repeat_rows=repeat, tables=train_tables(model, z, bnd))
+        model = Model(chans, repeat_rows=repeat, tables=train_tables(model, z, slips, bnd))
     return model
 
 
-def train_tables(model: Model, z: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+def train_tables(model: Model, z: np.ndarray, slips: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """CDF tables from the token counts of each context over z, blended with the prior."""
-    hist = np.zeros((model.n_channels, K.NCTX, NSYM), np.int64)
+    hist = np.zeros((model.n_channels, K.NCTX + 2, NSYM), np.int64)
     y = np.empty_like(z)
-    K.encode_block(np.ascontiguousarray(z), *model.kernel_params(bounds), model.repeat_rows, 0, y, hist)
-    out = np.stack([initial_cdf(K.NCTX, ch.shift) for ch in model.channels])
+    K.encode_block(np.ascontiguousarray(z), slips, *model.kernel_params(bounds), model.repeat_rows, 0, y, hist)
+    out = np.stack([prior_tables(ch.shift) for ch in model.channels])
     for c in range(model.n_channels):
-        for i in range(K.NCTX):
+        for i in range(K.NCTX + 2):
             total = int(hist[c, i].sum())
             if total < 16:
                 continue

@@ -19,20 +19,21 @@ from .varint import Reader, put_uvarint
 MAX_BLOCK_VALUES = 1 << 22  # rows x channels a single block may hold (bounds decoder memory)
 
 
-def to_streams(model: Model, columns: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-    """Apply each channel's transform: (z (n, C) int64, patches as (row, channel, bits))."""
+def to_streams(model: Model, columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
+    """Apply each channel's transform: (z (n, C) int64, lattice slips (n, C), patches as (row, channel, bits))."""
     n, nch = len(columns[0]), len(columns)
     z = np.empty((n, nch), np.int64)
+    slips = np.zeros((n, nch), np.int64)
     patches: list[tuple[int, int, int]] = []
     for c, ch in enumerate(model.channels):
         col = columns[c]
         if col.dtype != np.dtype(ch.transform.dtype):
             raise ValueError(f"channel {c} has dtype {col.dtype}, the model expects {np.dtype(ch.transform.dtype)}")
-        zc, pos, bits = ch.transform.forward(np.ascontiguousarray(col))
+        zc, pos, bits, slips[:, c] = ch.transform.forward(np.ascontiguousarray(col))
         z[:, c] = zc
         patches.extend(zip(pos.tolist(), [c] * len(pos), bits.tolist()))
     patches.sort()
-    return z, patches
+    return z, slips, patches
 
 
 def write_patches(out: bytearray, patches: list[tuple[int, int, int]]) -> None:
@@ -68,24 +69,24 @@ def encode_rows(model: Model, columns: list[np.ndarray], bounds: np.ndarray | No
     n = len(columns[0])
     if n * nch > MAX_BLOCK_VALUES:
         raise ValueError(f"a block holds at most {MAX_BLOCK_VALUES} values")
-    z, patches = to_streams(model, columns)
+    z, slips, patches = to_streams(model, columns)
     y = np.empty_like(z)
-    hist = np.zeros((nch, K.NCTX, NSYM), np.int64)
-    words = K.encode_block(z, *model.kernel_params(bounds), model.repeat_rows, model.tag, y, hist)
+    hist = np.zeros((nch, K.NCTX + 2, NSYM), np.int64)
+    words = K.encode_block(z, slips, *model.kernel_params(bounds), model.repeat_rows, model.tag, y, hist)
     body = bytearray()
     write_patches(body, patches)
     body += words.astype("<u2").tobytes()
     lossless = bounds is None or not np.any(bounds)
-    return bytes(body), (list(columns) if lossless else from_streams(model, y, patches))
+    return bytes(body), (list(columns) if lossless else from_streams(model, y, slips, patches))
 
 
-def from_streams(model: Model, y: np.ndarray, patches: list[tuple[int, int, int]]) -> list[np.ndarray]:
-    """Inverse transforms of decoded streams y (n, C) with their patches -> one array per channel."""
+def from_streams(model: Model, y: np.ndarray, slips: np.ndarray, patches: list[tuple[int, int, int]]) -> list[np.ndarray]:
+    """Inverse transforms of decoded streams y (n, C) with their slips and patches -> one array per channel."""
     cols = []
     for c, ch in enumerate(model.channels):
         pos = np.array([p[0] for p in patches if p[1] == c], np.int64)
         bits = np.array([p[2] for p in patches if p[1] == c], np.uint64)
-        cols.append(ch.transform.inverse(np.ascontiguousarray(y[:, c]), pos, bits))
+        cols.append(ch.transform.inverse(np.ascontiguousarray(y[:, c]), pos, bits, slips[:, c]))
     return cols
 
 
@@ -109,8 +110,9 @@ def decode_rows(model: Model, r: Reader, n: int, bounds: np.ndarray | None = Non
         raise QresFormatError(f"{what}: coded data has an odd number of bytes ({len(rest)})")
     words = np.frombuffer(rest, dtype="<u2").astype(np.uint16)
     y = np.zeros((n, nch), np.int64)
+    slips = np.zeros((n, nch), np.int64)
     if n:
-        used = K.decode_block(words, n, *model.kernel_params(bounds), model.repeat_rows, model.tag, y)
+        used = K.decode_block(words, n, *model.kernel_params(bounds), model.repeat_rows, model.tag, y, slips)
         if used == -3:
             raise QresModelMismatch(f"{what}: does not decode with model {model.id} (another model, or corrupt data)")
         if used < 0:
@@ -119,4 +121,4 @@ def decode_rows(model: Model, r: Reader, n: int, bounds: np.ndarray | None = Non
             raise QresFormatError(f"{what}: {len(words) - used} unused coded words at the end (corrupt data or another model)")
     elif len(words):
         raise QresFormatError(f"{what}: coded data present for zero rows")
-    return from_streams(model, y, patches)
+    return from_streams(model, y, slips, patches)

@@ -25,6 +25,8 @@ from ..errors import QresFormatError
 KINDS = ("int", "decimal", "bits", "binary")
 LATTICE_INDEX_LIMIT = 2**24  # |lattice index| bound, so index * step stays inside int64
 LATTICE_MAX_SHIFT = 36
+MAX_SLIP = 2  # a lattice value may sit this far off the straight line (coded in-band)
+MAX_TABLE = 1 << 14  # entries of a lattice's slip table
 MAX_BINARY_EXPONENT = 1100
 MAX_DECIMALS = 18
 EXACT_FLOAT_INT = 2**53  # integers up to this are exact in float64
@@ -59,7 +61,8 @@ class Transform:
     offset: int = 0
     step: int = 1
     shift: int = 0  # > 0: a lattice, k = ((z * step + offset) >> shift) + correction(z) (see fit_lattice)
-    corrections: tuple[tuple[int, int], ...] = ()  # lattice points (z, offset) off the straight line
+    corrections: tuple[tuple[int, int], ...] = ()  # lattice points (z, slip) off the straight line
+    complete: bool = True  # corrections list every slip (else: every lattice point seen, see module doc)
 
     @property
     def quantum(self) -> float | None:
@@ -70,14 +73,16 @@ class Transform:
             return self.step * 2.0**-self.decimals
         return self.step / 10**self.decimals
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Channel values -> (z int64, patch positions int64, patch bit patterns uint64).
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Channel values -> (z int64, patch positions int64, patch bit patterns uint64, slips int64).
 
         A value the transform cannot map exactly (off the decimal grid or the common step, NaN,
         +-inf, -0.0) becomes a patch: its bits are returned aside and z repeats the previous value.
+        Slips (lattices only, else zeros): value minus the lattice's straight line, |slip| <= MAX_SLIP.
         """
+        slips = np.zeros(len(x), np.int64)
         if self.kind == "bits":
-            return float_bits_to_ordered(x), np.zeros(0, np.int64), np.zeros(0, np.uint64)
+            return float_bits_to_ordered(x), np.zeros(0, np.int64), np.zeros(0, np.uint64), slips
         if self.kind == "int":
             k = _as_int64(x)
             bad = np.zeros(len(k), bool)
@@ -90,14 +95,16 @@ class Transform:
             k, bad = _decimal_ints(x, self.decimals)
         if self.shift:
             d = self._lattice_index(k)
-            bad |= self._lattice_value(d) != k
+            slips = k - self._lattice_line(d)
+            bad |= np.abs(slips) > MAX_SLIP
+            slips[bad] = 0
         else:
             d = (k.view(np.uint64) - np.uint64(self.offset % 2**64)).view(np.int64)
         if self.step != 1 and not self.shift:
             bad |= (d % np.int64(self.step)) != 0
             d = d // np.int64(self.step)
         if not bad.any():
-            return d, np.zeros(0, np.int64), np.zeros(0, np.uint64)
+            return d, np.zeros(0, np.int64), np.zeros(0, np.uint64), slips
         pos = np.flatnonzero(bad).astype(np.int64)
         bits = _as_int64(x[pos]).view(np.uint64) if self.kind == "int" else x[pos].view(np.uint32 if x.dtype == np.float32 else np.uint64).astype(np.uint64)
         # repeat the previous good value at a patch, so the predictor sees a smooth stream
@@ -106,15 +113,15 @@ class Transform:
         good = np.flatnonzero(~bad)
         d = np.where(bad, d[idx], d)
         d[: good[0] if len(good) else len(d)] = d[good[0]] if len(good) else 0
-        return d, pos, bits
+        return d, pos, bits, slips
 
-    def inverse(self, z: np.ndarray, patch_pos: np.ndarray, patch_bits: np.ndarray) -> np.ndarray:
-        """int64 stream (+ patches) -> channel values of the source dtype."""
+    def inverse(self, z: np.ndarray, patch_pos: np.ndarray, patch_bits: np.ndarray, slips: np.ndarray | None = None) -> np.ndarray:
+        """int64 stream (+ patches, + lattice slips) -> channel values of the source dtype."""
         dtype = np.dtype(self.dtype)
         if self.kind == "bits":
             return ordered_to_float_bits(z, dtype)
         if self.shift:
-            k = self._lattice_value(z.astype(np.int64))
+            k = self._lattice_line(z.astype(np.int64)) + (0 if slips is None else slips)
         else:
             k = (z.astype(np.int64).view(np.uint64) * np.uint64(self.step) + np.uint64(self.offset % 2**64)).view(np.int64)
         if self.kind == "int":
@@ -137,19 +144,24 @@ class Transform:
         est = (k.astype(np.float64) * 2.0**self.shift - self.offset) / self.step
         return np.rint(np.clip(est, -LATTICE_INDEX_LIMIT, LATTICE_INDEX_LIMIT)).astype(np.int64)
 
-    def _lattice_value(self, z: np.ndarray) -> np.ndarray:
+    def _lattice_line(self, z: np.ndarray) -> np.ndarray:
         limit = min(LATTICE_INDEX_LIMIT, 2**62 // self.step)  # keeps z * step + offset inside int64
         zc = np.clip(z, -limit, limit)
-        k = (zc * np.int64(self.step) + np.int64(self.offset)) >> np.int64(self.shift)
-        if self.corrections:
-            at = np.array([c[0] for c in self.corrections], np.int64)
-            off = np.array([c[1] for c in self.corrections], np.int64)
-            i = np.clip(np.searchsorted(at, zc), 0, len(at) - 1)
-            k = k + np.where(at[i] == zc, off[i], 0)
-        return k
+        return (zc * np.int64(self.step) + np.int64(self.offset)) >> np.int64(self.shift)
+
+    def slip_table(self, size: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(lattice points, slips, mode) for the codec kernel, padded to `size`; mode 0: no lattice,
+        1: the table lists every slip (others are 0), 2: it lists the points seen (others unknown)."""
+        at = np.zeros(size, np.int64)
+        sl = np.zeros(size, np.int64)
+        if not self.shift:
+            return at, sl, 0
+        at[: len(self.corrections)] = [c[0] for c in self.corrections]
+        sl[: len(self.corrections)] = [c[1] for c in self.corrections]
+        return at, sl, 1 if self.complete else 2
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "dtype": self.dtype, "decimals": self.decimals, "offset": self.offset, "step": self.step, "shift": self.shift, "corrections": [list(c) for c in self.corrections]}
+        return {"kind": self.kind, "dtype": self.dtype, "decimals": self.decimals, "offset": self.offset, "step": self.step, "shift": self.shift, "corrections": [list(c) for c in self.corrections], "complete": self.complete}
 
 
 def _as_int64(x: np.ndarray) -> np.ndarray:
@@ -197,19 +209,20 @@ def _common_step(k: np.ndarray) -> tuple[int, int]:
     return offset, step
 
 
-def fit_transform(x: np.ndarray, *, max_patch_fraction: float = 0.02, lattice: bool = True) -> Transform:
+def fit_transform(x: np.ndarray, *, max_patch_fraction: float = 0.02, lattice: bool = True, complete: bool = True) -> Transform:
     """Choose the transform of one channel (1-D array of an integer or float dtype).
 
     `lattice` allows a non-integer grid (see fit_lattice); error-bounded coding turns it off.
+    `complete=False` fits a lattice for data not seen yet (frames): its table lists every point seen.
     """
     dtype = x.dtype.str
     if np.issubdtype(x.dtype, np.integer):
         k = _as_int64(x)
         if x.dtype == np.uint64 and len(k) and (x > np.uint64(2**63 - 1)).any():
             return Transform("int", dtype)  # full 64-bit range: no offset or step, wrapping arithmetic
-        found = fit_lattice(k) if lattice else None
+        found = fit_lattice(k, complete=complete) if lattice else None
         if found:
-            return Transform("int", dtype, 0, found[1], found[0], found[2], found[3])
+            return Transform("int", dtype, 0, found[1], found[0], found[2], found[3], complete)
         offset, step = _common_step(k)
         return Transform("int", dtype, 0, offset, step)
     if not np.issubdtype(x.dtype, np.floating) or x.dtype not in (np.float32, np.float64):
@@ -226,9 +239,9 @@ def fit_transform(x: np.ndarray, *, max_patch_fraction: float = 0.02, lattice: b
         k, bad = _decimal_ints(x, d)
         if int(bad.sum()) <= limit:
             good = k[~bad]
-            found = fit_lattice(good) if lattice else None
+            found = fit_lattice(good, complete=complete) if lattice else None
             if found:
-                return Transform("decimal", dtype, d, found[1], found[0], found[2], found[3])
+                return Transform("decimal", dtype, d, found[1], found[0], found[2], found[3], complete)
             offset, step = _common_step(good)
             return Transform("decimal", dtype, d, offset, step)
     return Transform("bits", dtype)
@@ -242,6 +255,7 @@ def transform_from_dict(d: dict) -> Transform:
         decimals, offset, step = int(d["decimals"]), int(d["offset"]), int(d["step"])
         shift = int(d.get("shift", 0))
         corrections = tuple((int(n), int(c)) for n, c in d.get("corrections", ()))
+        complete = bool(d.get("complete", True))
     except (KeyError, TypeError, ValueError) as exc:
         raise QresFormatError(f"invalid channel transform {d!r}: {exc}") from None
     if kind not in KINDS:
@@ -256,9 +270,9 @@ def transform_from_dict(d: dict) -> Transform:
     if shift and (not 0 < shift <= LATTICE_MAX_SHIFT or kind not in ("int", "decimal") or step >= 2**62 or abs(offset) >= 2**62):
         raise QresFormatError(f"channel lattice out of range: step={step} offset={offset} shift={shift}")
     at = [n for n, _ in corrections]
-    if corrections and (not shift or at != sorted(set(at)) or any(abs(n) > LATTICE_INDEX_LIMIT or abs(c) > 2**15 for n, c in corrections)):
+    if corrections and (not shift or at != sorted(set(at)) or len(at) > MAX_TABLE or any(abs(n) > LATTICE_INDEX_LIMIT or abs(c) > MAX_SLIP for n, c in corrections)):
         raise QresFormatError("channel lattice corrections out of range or out of order")
-    return Transform(kind, dtype.str, decimals, offset, step, shift, corrections)
+    return Transform(kind, dtype.str, decimals, offset, step, shift, corrections, complete)
 
 
 def binary_transform(x: np.ndarray, max_error: float) -> Transform:
@@ -268,14 +282,16 @@ def binary_transform(x: np.ndarray, max_error: float) -> Transform:
 
 
 
-def fit_lattice(k: np.ndarray) -> tuple[int, int, int, tuple[tuple[int, int], ...]] | None:
+def fit_lattice(k: np.ndarray, *, complete: bool = True) -> tuple[int, int, int, tuple[tuple[int, int], ...]] | None:
     """A non-integer grid under integer data: (A, B, S, corrections) with
     k = ((A * n + B) >> S) + correction(n) for integers n.
 
     Sensors often report readings as round(a * count + b): an ADC count through a calibration.
     The values then sit on a lattice of spacing a (say 9.8 mg), and coding the count n instead of
     k saves about log2(a) bits per value. Calibration chains rarely round exactly once, so a few
-    lattice points sit one unit off the straight line: `corrections` lists those (n, offset) pairs.
+    lattice points sit a unit or two off the straight line (a *slip*): `corrections` lists those
+    (n, slip) pairs, or with complete=False every point seen (a frame may meet points not seen in
+    training; their slips are coded in-band).
     Found from the distinct values: the small gaps give a, least squares refines a and b. None
     when there is no such lattice, or it would not pay for its correction table.
     """
@@ -310,10 +326,12 @@ def fit_lattice(k: np.ndarray) -> tuple[int, int, int, tuple[tuple[int, int], ..
     offset = int(round(b * 2**shift)) + 2 ** (shift - 1)  # + 1/2: round to nearest
     base = (n_int * np.int64(step) + np.int64(offset)) >> np.int64(shift)
     corr = u - base
-    if np.abs(corr).max() > 2**15:
+    if np.abs(corr).max() > MAX_SLIP or len(np.unique(n_int)) != len(n_int):
         return None
-    nz = np.flatnonzero(corr)
-    table_bits = 24 * len(nz) + 64
-    if np.log2(a) * len(k) < 2 * table_bits or len(nz) > len(u) // 3:
+    listed = np.flatnonzero(corr) if complete else np.arange(len(u))
+    if len(listed) > MAX_TABLE:
         return None
-    return step, offset, shift, tuple(zip(n_int[nz].tolist(), corr[nz].tolist()))
+    # a stream pays for its table once per block: it must be worth it; a frame model's table is shared in advance
+    if complete and (np.log2(a) * len(k) < 2 * (24 * len(listed) + 64) or len(listed) > len(u) // 3):
+        return None
+    return step, offset, shift, tuple(zip(n_int[listed].tolist(), corr[listed].tolist()))
