@@ -12,6 +12,8 @@ Return codes below 0 are decoding errors (see ERRORS).
 
 from __future__ import annotations
 
+import threading
+
 import numba as nb
 import numpy as np
 
@@ -24,6 +26,8 @@ from .rans import (
     NSYM,
     RANS_L,
     bit_length,
+    cdf_item,
+    raw_item,
     context_of,
     next_energy,
     rans_encode,
@@ -69,10 +73,39 @@ ERRORS = {
 def _rate(seen, c, ci, slowest):
     """Adaptation rate of a context: like a running average over its first symbols, then `slowest`."""
     cnt = seen[c, ci]
-    if cnt < 1 << 12:
-        seen[c, ci] = cnt + 1
-    r = 1 + bit_length(np.uint64(cnt + 1))
-    return r if r < slowest else slowest
+    if cnt + 1 >= 1 << (slowest - 1):
+        return slowest
+    seen[c, ci] = cnt + 1
+    return 1 + bit_length(np.uint64(cnt + 1))
+
+
+@nb.njit(cache=True)
+def items_needed(n, nch):
+    """Upper bound on the coded items of n rows x nch channels (token, raw chunks, slip; row flags)."""
+    return n * nch * 7 + n + 8
+
+
+_scratch = threading.local()
+
+
+def scratch(n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's (items uint32, out uint16) scratch buffers with room for n_items, grown as needed."""
+    have = getattr(_scratch, "items", None)
+    if have is None or len(have) < n_items:
+        _scratch.items = np.empty(n_items, np.uint32)
+        _scratch.out = np.empty(2 * n_items + 4, np.uint16)
+    return _scratch.items, _scratch.out
+
+
+def encode(z, slips, params, repeat_rows, tag, y, hist) -> np.ndarray:
+    """encode_block with scratch buffers (typical room first, the worst case if that runs out)."""
+    n, nch = z.shape
+    for room in (n * nch * 3 + n + 64, items_needed(n, nch)):
+        items, out = scratch(room)
+        words = encode_block(z, slips, *params, repeat_rows, tag, y, hist, items[:room], out[: 2 * room + 4])
+        if len(words) or n == 0:
+            return words
+    raise AssertionError("encode_block ran out of room with the worst-case bound")
 
 
 @nb.njit(cache=True, inline="always")
@@ -94,23 +127,26 @@ def _slip_base(v, c, par, tab_at, tab_sl):
 
 
 @nb.njit(cache=True)
-def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist):
-    """Code rows z (n, C) int64 (and lattice slips (n, C)). Writes reconstructed values into y;
-    returns the uint16 words.
+def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, out):
+    """Code rows z (n, C) int64 (and lattice slips (n, C)). Writes reconstructed values into y
+    (which may be z itself in lossless mode); returns the uint16 words.
 
+    `items` (uint32) and `out` (uint16, at least as long) are scratch buffers, reused between calls
+    because fresh memory costs page faults that would dominate the run time. If `items` runs out,
+    an empty array comes back: call again with items_needed(n, C) of room.
     `cdf` is updated in place (the adapted state after the block); `seen` (C, NCTX) counts the
     symbols each context has coded (a young context adapts faster); hist (C, NCTX, NSYM) counts the
     tokens coded in each context (for training a model's tables).
     """
     n, nch = z.shape
-    cap = n * nch * 7 + n + 8
-    starts = np.empty(cap, np.uint32)
-    freqs = np.empty(cap, np.uint32)
-    scales = np.empty(cap, np.uint8)
+    cap = items.shape[0]
+    row_items = nch * 7 + 1
     m = 0
     energy = par[:, P_ENERGY0].copy()
     rep_p = np.int64(CDF_ONE >> 4)  # probability (of CDF_ONE) that a row repeats
     for t in range(n):
+        if m + row_items > cap:
+            return np.zeros(0, np.uint16)  # the caller retries with room for the worst case
         if repeat_rows and t > 0:
             rep = True
             for c in range(nch):
@@ -119,9 +155,7 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
                     rep = False
                     break
             if rep:
-                starts[m] = 0
-                freqs[m] = rep_p
-                scales[m] = CDF_BITS
+                items[m] = cdf_item(0, rep_p)
                 m += 1
                 rep_p += (CDF_ONE - rep_p) >> REPEAT_RATE
                 if rep_p > CDF_ONE - 64:
@@ -129,9 +163,7 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
                 for c in range(nch):
                     y[t, c] = y[t - 1, c]
                 continue
-            starts[m] = rep_p
-            freqs[m] = CDF_ONE - rep_p
-            scales[m] = CDF_BITS
+            items[m] = cdf_item(rep_p, CDF_ONE - rep_p)
             m += 1
             rep_p -= rep_p >> REPEAT_RATE
             if rep_p < 64:
@@ -182,39 +214,29 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
             v = u >> np.uint64(k)
             tok, ex = split_token(v)
             hist[c, ci, tok] += 1
-            starts[m] = cdf[c, ci, tok]
-            freqs[m] = cdf[c, ci, tok + 1] - cdf[c, ci, tok]
-            scales[m] = CDF_BITS
+            items[m] = cdf_item(cdf[c, ci, tok], cdf[c, ci, tok + 1] - cdf[c, ci, tok])
             m += 1
             nraw = ex + k
             if tok == ESCAPE:
-                starts[m] = ex + 1  # the bit length of v, 15..64
-                freqs[m] = 1
-                scales[m] = 7
+                items[m] = raw_item(ex + 1, 7)  # the bit length of v, 15..64
                 m += 1
             # raw bits: the low nraw bits of u, in chunks of at most 16, most significant first
             while nraw > 0:
                 b = nraw if nraw < 16 else 16
                 nraw -= b
-                starts[m] = np.uint32((u >> np.uint64(nraw)) & np.uint64((1 << b) - 1))
-                freqs[m] = 1
-                scales[m] = b
+                items[m] = raw_item((u >> np.uint64(nraw)) & np.uint64((1 << b) - 1), b)
                 m += 1
-            update_cdf(cdf[c, ci], tok, _rate(seen, c, ci, par[c, P_RATE]))
+            update_cdf(cdf, c, ci, tok, _rate(seen, c, ci, par[c, P_RATE]))
             if t > 0:  # the first value (predicted from the level) says nothing about the noise
                 energy[c] = next_energy(energy[c], u)
             if par[c, P_SLIP]:
                 srow, sbase = _slip_base(y[t, c], c, par, tab_at, tab_sl)
                 sym = slips[t, c] - sbase + SLIP_SPAN
-                starts[m] = cdf[c, srow, sym]
-                freqs[m] = cdf[c, srow, sym + 1] - cdf[c, srow, sym]
-                scales[m] = CDF_BITS
+                items[m] = cdf_item(cdf[c, srow, sym], cdf[c, srow, sym + 1] - cdf[c, srow, sym])
                 m += 1
                 hist[c, srow, sym] += 1
-                update_cdf(cdf[c, srow], sym, _rate(seen, c, srow, par[c, P_RATE]))
-    out = np.empty(2 * m + 4, np.uint16)
-    nw = rans_encode(starts, freqs, scales, m, RANS_L + (tag & 0xFFFF), out)
-    return out[out.shape[0] - nw :].copy()
+                update_cdf(cdf, c, srow, sym, _rate(seen, c, srow, par[c, P_RATE]))
+    return rans_encode(items, m, RANS_L + (tag & 0xFFFF), out).copy()
 
 
 @nb.njit(cache=True)
@@ -291,12 +313,11 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
             ci = ctx >> par[c, P_MERGE]
             if ci >= NCTX:
                 ci = NCTX - 1
-            row = cdf[c, ci]
             slot = np.int64(x & mask15)
             tok = 0
-            while tok < NSYM - 1 and row[tok + 1] <= slot:
+            while tok < NSYM - 1 and cdf[c, ci, tok + 1] <= slot:
                 tok += 1
-            x = np.uint64(row[tok + 1] - row[tok]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - row[tok])
+            x = np.uint64(cdf[c, ci, tok + 1] - cdf[c, ci, tok]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - cdf[c, ci, tok])
             while x < np.uint64(RANS_L):
                 if pos >= nw:
                     return -1
@@ -336,17 +357,16 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
                 y[t, c] = np.int64(np.uint64(pred) + np.uint64(r))
             else:
                 y[t, c] = pred + r * (2 * bound + 1)
-            update_cdf(row, tok, _rate(seen, c, ci, par[c, P_RATE]))
+            update_cdf(cdf, c, ci, tok, _rate(seen, c, ci, par[c, P_RATE]))
             if t > 0:  # the first value (predicted from the level) says nothing about the noise
                 energy[c] = next_energy(energy[c], u)
             if par[c, P_SLIP]:
                 srow, sbase = _slip_base(y[t, c], c, par, tab_at, tab_sl)
-                srow_cdf = cdf[c, srow]
                 slot = np.int64(x & mask15)
                 sym = 0
-                while sym < NSYM - 1 and srow_cdf[sym + 1] <= slot:
+                while sym < NSYM - 1 and cdf[c, srow, sym + 1] <= slot:
                     sym += 1
-                x = np.uint64(srow_cdf[sym + 1] - srow_cdf[sym]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - srow_cdf[sym])
+                x = np.uint64(cdf[c, srow, sym + 1] - cdf[c, srow, sym]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - cdf[c, srow, sym])
                 while x < np.uint64(RANS_L):
                     if pos >= nw:
                         return -1
@@ -355,7 +375,7 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
                 if sym > 2 * SLIP_SPAN:
                     return -2
                 slips[t, c] = sbase + sym - SLIP_SPAN
-                update_cdf(srow_cdf, sym, _rate(seen, c, srow, par[c, P_RATE]))
+                update_cdf(cdf, c, srow, sym, _rate(seen, c, srow, par[c, P_RATE]))
     if x != np.uint64(RANS_L + (tag & 0xFFFF)):
         return -3
     return pos

@@ -285,9 +285,9 @@ def as_2d(values: np.ndarray) -> np.ndarray:
 def _trial_words(z: np.ndarray, ch: ChannelModel, bound: int) -> int:
     m = Model((ch,))
     zz = np.ascontiguousarray(z[:, None])
-    y = np.empty_like(zz)
+    y = zz if bound == 0 else np.empty_like(zz)
     hist = np.zeros((1, K.NCTX + 2, NSYM), np.int64)
-    return len(K.encode_block(zz, np.zeros_like(zz), *m.kernel_params(np.array([bound])), False, 0, y, hist))
+    return len(K.encode(zz, np.zeros_like(zz), m.kernel_params(np.array([bound])), False, 0, y, hist))
 
 
 def _energy(u: np.ndarray) -> int:
@@ -340,12 +340,17 @@ def short_residual(z: np.ndarray, p: LinearPredictor) -> np.ndarray:
 
 def fit_columns(columns: list[np.ndarray], transforms: list[Transform], *, tables: bool, bounds: np.ndarray | None = None) -> Model:
     """Fit a model to equal-length columns, each mapped to integers by its given transform."""
-    nch = len(columns)
-    n = len(columns[0])
-    z = np.empty((n, nch), np.int64)
-    slips = np.zeros((n, nch), np.int64)
-    for c, t in enumerate(transforms):
-        z[:, c], _, _, slips[:, c] = t.forward(columns[c])
+    from .rows import to_streams
+
+    z, slips, _ = to_streams(transforms, columns)
+    return fit_streams(z, slips, transforms, tables=tables, bounds=bounds)
+
+
+def fit_streams(
+    z: np.ndarray, slips: np.ndarray, transforms: list[Transform], *, tables: bool, bounds: np.ndarray | None = None
+) -> Model:
+    """Fit a model to transformed streams z (n, C) with their lattice slips."""
+    nch = z.shape[1]
     bnd = np.zeros(nch, np.int64) if bounds is None else np.asarray(bounds, np.int64)
     chans = tuple(fit_channel(z[:, c], transforms[c], frame_ready=tables, bound=int(bnd[c])) for c in range(nch))
     repeat = False
@@ -362,7 +367,7 @@ def train_tables(model: Model, z: np.ndarray, slips: np.ndarray, bounds: np.ndar
     """CDF tables from the token counts of each context over z, blended with the prior."""
     hist = np.zeros((model.n_channels, K.NCTX + 2, NSYM), np.int64)
     y = np.empty_like(z)
-    K.encode_block(np.ascontiguousarray(z), slips, *model.kernel_params(bounds), model.repeat_rows, 0, y, hist)
+    K.encode(np.ascontiguousarray(z), slips, model.kernel_params(bounds), model.repeat_rows, 0, y, hist)
     out = np.stack([prior_tables(ch.shift) for ch in model.channels])
     for c in range(model.n_channels):
         for i in range(K.NCTX + 2):

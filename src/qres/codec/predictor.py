@@ -199,8 +199,9 @@ def seasonal_period(parts: list[np.ndarray], max_period: int = 1024) -> int | No
         lim = min(max_period, n // 3)
         if lim < 3:
             continue
-        spec = np.fft.rfft(d, 2 * n)
-        ac = np.fft.irfft(spec * np.conj(spec))[: lim + 1]
+        size = 1 << (2 * n - 1).bit_length()  # a power of two, for a fast FFT
+        spec = np.fft.rfft(d, size)
+        ac = np.fft.irfft(spec * np.conj(spec), size)[: lim + 1]
         if ac[0] <= 0:
             continue
         ac = ac / ac[0]

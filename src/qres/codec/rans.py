@@ -13,12 +13,14 @@ reverse; the decoder reads forward. Raw bits are coded as uniform items of up to
 
 from __future__ import annotations
 
+import functools
+
 import numba as nb
 import numpy as np
 from numba.cpython.unsafe.numbers import leading_zeros
 
-NSYM = 32  # tokens per CDF
-DIRECT = 8  # tokens 0..DIRECT-1 code u' = 0..DIRECT-1 directly (DIRECT is a power of two)
+NSYM = 16  # tokens per CDF
+DIRECT = 4  # tokens 0..DIRECT-1 code u' = 0..DIRECT-1 directly (DIRECT is a power of two)
 DIRECT_BITS = DIRECT.bit_length()  # bit length of the first value past the direct tokens
 ESCAPE = NSYM - 1  # then 7 raw bits of the bit length, then the bits below the top one
 MAX_TOKEN_BITS = DIRECT_BITS + (ESCAPE - DIRECT) // 2 - 1  # two tokens per bit length up to here
@@ -46,7 +48,13 @@ def unzigzag(u: np.uint64) -> np.int64:
 
 
 def initial_cdf(nctx: int, shift: int) -> np.ndarray:
-    """Prior CDFs (int32, shape (nctx, NSYM + 1)) for a channel coded with context shift `shift`.
+    """Prior CDFs (int32, shape (nctx, NSYM + 1)) for a channel coded with context shift `shift`."""
+    return np.tile(_prior_row(shift), (nctx, 1))
+
+
+@functools.lru_cache(maxsize=None)
+def _prior_row(shift: int) -> np.ndarray:
+    """One prior CDF row (see initial_cdf); cached, so callers must not modify it.
 
     The context picks k so that u >> k has a mean near 2^(shift - 2); the prior is the token
     distribution of a geometric variable with that mean, computed with exactly rounded float
@@ -64,7 +72,8 @@ def initial_cdf(nctx: int, shift: int) -> np.ndarray:
     freq[0] += CDF_ONE - sum(freq)
     cdf = np.zeros(NSYM + 1, dtype=np.int32)
     cdf[1:] = np.cumsum(freq)
-    return np.tile(cdf, (nctx, 1))
+    cdf.flags.writeable = False
+    return cdf
 
 
 def _split_token_py(v: int) -> tuple[int, int]:
@@ -77,16 +86,26 @@ def _split_token_py(v: int) -> tuple[int, int]:
     return DIRECT + 2 * (n - DIRECT_BITS) + ((v >> (n - 2)) & 1), n - 2
 
 
+def _targets() -> np.ndarray:
+    """TARGETS[tok, i]: where CDF entry i moves after coding token tok (see update_cdf)."""
+    i = np.arange(NSYM, dtype=np.int32)
+    return np.where(i[None, :] > np.arange(NSYM)[:, None], i + (CDF_ONE - NSYM), i).astype(np.int32)
+
+
+TARGETS = _targets()
+
+
 @nb.njit(cache=True, inline="always")
-def update_cdf(cdf: np.ndarray, tok: int, rate: int) -> None:
-    """Move probability mass towards token `tok` at speed 2^-rate.
+def update_cdf(cdf: np.ndarray, c: int, row: int, tok: int, rate: int) -> None:
+    """Move the probability mass of CDF cdf[c, row] towards token `tok` at speed 2^-rate.
 
     Entry i moves towards i (for i <= tok) or CDF_ONE - NSYM + i (for i > tok). Both targets keep
     cdf[i] - i non-decreasing, so every token keeps a frequency of at least 1 without a fix-up pass.
+    Entry 0 stays 0 and entry NSYM stays CDF_ONE. (Indexing the 3-D array directly compiles to a
+    faster loop than a row view.)
     """
-    for i in range(1, NSYM):
-        target = i + (CDF_ONE - NSYM if i > tok else 0)
-        cdf[i] += (target - cdf[i]) >> rate
+    for i in range(NSYM):
+        cdf[c, row, i] += (TARGETS[tok, i] - cdf[c, row, i]) >> rate
 
 
 @nb.njit(cache=True, inline="always")
@@ -121,25 +140,47 @@ def token_base(tok: int):
     return np.uint64((2 + second) << (n - 2)), n - 2
 
 
-@nb.njit(cache=True)
-def rans_encode(starts, freqs, scales, count, init_state, out):
-    """Encode items [0, count) in reverse into `out` (uint16 words); returns the number of words.
+@nb.njit(cache=True, inline="always")
+def cdf_item(start, freq) -> np.uint32:
+    """A coded item for the encoder's list: a CDF interval (start, freq), both below 2^15."""
+    return np.uint32((np.uint32(start) << np.uint32(15)) | np.uint32(freq))
 
-    The words are written from the end of `out` backwards; the caller slices out[len-nw:].
+
+@nb.njit(cache=True, inline="always")
+def raw_item(value, nbits) -> np.uint32:
+    """A coded item for the encoder's list: `nbits` (1..16) raw bits."""
+    return np.uint32(0x80000000 | (np.uint32(nbits) << np.uint32(16)) | np.uint32(value))
+
+
+@nb.njit(cache=True)
+def rans_encode(items, count, init_state, out):
+    """Encode items [0, count) in reverse into `out` (uint16 words); returns the used tail of out.
+
+    The words are written from the end of `out` backwards, then the state (high word first).
     """
     x = np.uint64(init_state)
     pos = out.shape[0]
     for i in range(count - 1, -1, -1):
-        f = np.uint64(freqs[i])
-        s = scales[i]
-        x_max = np.uint64(((RANS_L >> s) << 16)) * f
-        while x >= x_max:
-            pos -= 1
-            out[pos] = np.uint16(x & np.uint64(0xFFFF))
-            x >>= np.uint64(16)
-        x = ((x // f) << np.uint64(s)) + (x % f) + np.uint64(starts[i])
+        it = items[i]
+        if it & np.uint32(0x80000000):
+            s = np.uint64((it >> np.uint32(16)) & np.uint32(31))
+            x_max = np.uint64(RANS_L >> s) << np.uint64(16)
+            while x >= x_max:
+                pos -= 1
+                out[pos] = np.uint16(x & np.uint64(0xFFFF))
+                x >>= np.uint64(16)
+            x = (x << s) + np.uint64(it & np.uint32(0xFFFF))
+        else:
+            f = np.uint64(it & np.uint32(0x7FFF))
+            x_max = np.uint64(RANS_L >> CDF_BITS) * np.uint64(1 << 16) * f
+            while x >= x_max:
+                pos -= 1
+                out[pos] = np.uint16(x & np.uint64(0xFFFF))
+                x >>= np.uint64(16)
+            q = x // f
+            x = (q << np.uint64(CDF_BITS)) + (x - q * f) + np.uint64(it >> np.uint32(15))
     pos -= 1
     out[pos] = np.uint16(x & np.uint64(0xFFFF))
     pos -= 1
     out[pos] = np.uint16(x >> np.uint64(16))
-    return out.shape[0] - pos
+    return out[pos:]

@@ -13,25 +13,28 @@ import numpy as np
 from ..errors import QresFormatError, QresModelMismatch
 from . import kernel as K
 from .model import Model
+from .transform import Transform
 from .rans import NSYM
 from .varint import Reader, put_uvarint
 
 MAX_BLOCK_VALUES = 1 << 22  # rows x channels a single block may hold (bounds decoder memory)
 
 
-def to_streams(model: Model, columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
+def to_streams(transforms: list[Transform], columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
     """Apply each channel's transform: (z (n, C) int64, lattice slips (n, C), patches as (row, channel, bits))."""
     n, nch = len(columns[0]), len(columns)
     z = np.empty((n, nch), np.int64)
     slips = np.zeros((n, nch), np.int64)
     patches: list[tuple[int, int, int]] = []
-    for c, ch in enumerate(model.channels):
+    for c, t in enumerate(transforms):
         col = columns[c]
-        if col.dtype != np.dtype(ch.transform.dtype):
-            raise ValueError(f"channel {c} has dtype {col.dtype}, the model expects {np.dtype(ch.transform.dtype)}")
-        zc, pos, bits, slips[:, c] = ch.transform.forward(np.ascontiguousarray(col))
-        z[:, c] = zc
-        patches.extend(zip(pos.tolist(), [c] * len(pos), bits.tolist()))
+        if col.dtype != np.dtype(t.dtype):
+            raise ValueError(f"channel {c} has dtype {col.dtype}, the model expects {np.dtype(t.dtype)}")
+        z[:, c], pos, bits, sl = t.forward(np.ascontiguousarray(col))
+        if t.shift:
+            slips[:, c] = sl
+        if len(pos):
+            patches.extend(zip(pos.tolist(), [c] * len(pos), bits.tolist()))
     patches.sort()
     return z, slips, patches
 
@@ -61,22 +64,27 @@ def read_patches(r: Reader, n: int, nch: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def encode_rows(model: Model, columns: list[np.ndarray], bounds: np.ndarray | None = None) -> tuple[bytes, list[np.ndarray]]:
-    """Body bytes (patches + words) for equal-length columns, and the columns a decoder will rebuild."""
+def encode_rows(
+    model: Model, columns: list[np.ndarray], bounds: np.ndarray | None = None, streams: tuple | None = None
+) -> tuple[bytes, list[np.ndarray]]:
+    """Body bytes (patches + words) for equal-length columns, and the columns a decoder will rebuild.
+
+    `streams` may pass to_streams' result for these columns when the caller has it already.
+    """
     nch = len(columns)
     if nch != model.n_channels:
         raise ValueError(f"the model codes {model.n_channels} channels, the values have {nch}")
     n = len(columns[0])
     if n * nch > MAX_BLOCK_VALUES:
         raise ValueError(f"a block holds at most {MAX_BLOCK_VALUES} values")
-    z, slips, patches = to_streams(model, columns)
-    y = np.empty_like(z)
+    z, slips, patches = streams or to_streams([ch.transform for ch in model.channels], columns)
+    lossless = bounds is None or not np.any(bounds)
+    y = z if lossless else np.empty_like(z)  # lossless: the rebuilt values are the values
     hist = np.zeros((nch, K.NCTX + 2, NSYM), np.int64)
-    words = K.encode_block(z, slips, *model.kernel_params(bounds), model.repeat_rows, model.tag, y, hist)
+    words = K.encode(z, slips, model.kernel_params(bounds), model.repeat_rows, model.tag, y, hist)
     body = bytearray()
     write_patches(body, patches)
     body += words.astype("<u2").tobytes()
-    lossless = bounds is None or not np.any(bounds)
     return bytes(body), (list(columns) if lossless else from_streams(model, y, slips, patches))
 
 

@@ -17,8 +17,8 @@ import numpy as np
 from ..errors import QresFormatError
 from . import container as ct
 from . import rational
-from .model import Model, as_2d, fit_columns
-from .rows import MAX_BLOCK_VALUES, decode_rows, encode_rows, stack
+from .model import Model, as_2d, fit_streams
+from .rows import MAX_BLOCK_VALUES, decode_rows, encode_rows, stack, to_streams
 from .transform import Transform, binary_transform, fit_transform
 from .varint import Reader, put_uvarint
 
@@ -92,8 +92,9 @@ def encode_columns(
             plans = [_lossy_plan(col, e) for col, e in zip(part, errs)]
             transforms = [p[0] for p in plans]
             bounds = np.array([p[1] for p in plans], np.int64)
-        model = fit_columns(part, transforms, tables=False, bounds=bounds)
-        body, decoded = encode_rows(model, part, bounds)
+        streams = to_streams(transforms, part)
+        model = fit_streams(streams[0], streams[1], transforms, tables=False, bounds=bounds)
+        body, decoded = encode_rows(model, part, bounds, streams)
         if errs is not None:
             for c in range(nch):
                 if errs[c] is not None:

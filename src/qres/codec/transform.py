@@ -297,6 +297,9 @@ def fit_lattice(k: np.ndarray, *, complete: bool = True) -> tuple[int, int, int,
     """
     if len(k) < 64:
         return None
+    sample = k[:: max(1, len(k) // 8192)]
+    if len(np.unique(sample)) > len(sample) // 2:  # mostly distinct values: no lattice worth finding
+        return None
     u, counts = np.unique(k, return_counts=True)
     if len(u) < 8 or len(u) > len(k) // 2 or (u[-1] - u[0]) / len(u) < 2.5:
         return None
