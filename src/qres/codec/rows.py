@@ -23,14 +23,20 @@ MAX_BLOCK_VALUES = 1 << 22  # rows x channels a single block may hold (bounds de
 def to_streams(transforms: list[Transform], columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
     """Apply each channel's transform: (z (n, C) int64, lattice slips (n, C), patches as (row, channel, bits))."""
     n, nch = len(columns[0]), len(columns)
-    z = np.empty((n, nch), np.int64)
-    slips = np.zeros((n, nch), np.int64)
+    z = None
+    slips = np.zeros((n, nch), np.int64)  # calloc'd: costs nothing unless a lattice writes it
     patches: list[tuple[int, int, int]] = []
     for c, t in enumerate(transforms):
         col = columns[c]
         if col.dtype != np.dtype(t.dtype):
             raise ValueError(f"channel {c} has dtype {col.dtype}, the model expects {np.dtype(t.dtype)}")
-        z[:, c], pos, bits, sl = t.forward(np.ascontiguousarray(col))
+        zc, pos, bits, sl = t.forward(np.ascontiguousarray(col))
+        if nch == 1:
+            z = zc.reshape(n, 1)
+        else:
+            if z is None:
+                z = np.empty((n, nch), np.int64)
+            z[:, c] = zc
         if t.shift:
             slips[:, c] = sl
         if len(pos):

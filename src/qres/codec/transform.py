@@ -99,10 +99,15 @@ class Transform:
             bad |= np.abs(slips) > MAX_SLIP
             slips[bad] = 0
         else:
-            d = (k.view(np.uint64) - np.uint64(self.offset % 2**64)).view(np.int64)
-        if self.step != 1 and not self.shift:
-            bad |= (d % np.int64(self.step)) != 0
-            d = d // np.int64(self.step)
+            d = k.view(np.uint64)
+            if np.shares_memory(k, x):  # a view of the caller's array: do not modify it
+                d = d - np.uint64(self.offset % 2**64)
+            else:
+                d -= np.uint64(self.offset % 2**64)
+            d = d.view(np.int64)
+            if self.step != 1:
+                bad |= (d % np.int64(self.step)) != 0
+                d //= np.int64(self.step)
         if not bad.any():
             return d, np.zeros(0, np.int64), np.zeros(0, np.uint64), slips
         pos = np.flatnonzero(bad).astype(np.int64)
