@@ -100,12 +100,14 @@ def from_streams(model: Model, y: np.ndarray, slips: np.ndarray, patches: list[t
     for c, ch in enumerate(model.channels):
         pos = np.array([p[0] for p in patches if p[1] == c], np.int64)
         bits = np.array([p[2] for p in patches if p[1] == c], np.uint64)
-        cols.append(ch.transform.inverse(np.ascontiguousarray(y[:, c]), pos, bits, slips[:, c]))
+        cols.append(ch.transform.inverse(np.ascontiguousarray(y[:, c]), pos, bits, slips[:, c], overwrite=True))
     return cols
 
 
 def stack(columns: list[np.ndarray]) -> np.ndarray:
     """Columns -> (n, C) array of their common dtype."""
+    if len(columns) == 1:
+        return columns[0].reshape(-1, 1)
     dtype = np.result_type(*[col.dtype for col in columns])
     out = np.empty((len(columns[0]), len(columns)), dtype)
     for c, col in enumerate(columns):

@@ -120,15 +120,23 @@ class Transform:
         d[: good[0] if len(good) else len(d)] = d[good[0]] if len(good) else 0
         return d, pos, bits, slips
 
-    def inverse(self, z: np.ndarray, patch_pos: np.ndarray, patch_bits: np.ndarray, slips: np.ndarray | None = None) -> np.ndarray:
-        """int64 stream (+ patches, + lattice slips) -> channel values of the source dtype."""
+    def inverse(
+        self, z: np.ndarray, patch_pos: np.ndarray, patch_bits: np.ndarray, slips: np.ndarray | None = None, *, overwrite: bool = False
+    ) -> np.ndarray:
+        """int64 stream (+ patches, + lattice slips) -> channel values of the source dtype.
+
+        `overwrite` lets the inverse reuse z's memory (for a freshly decoded stream)."""
         dtype = np.dtype(self.dtype)
         if self.kind == "bits":
             return ordered_to_float_bits(z, dtype)
         if self.shift:
             k = self._lattice_line(z.astype(np.int64)) + (0 if slips is None else slips)
         else:
-            k = (z.astype(np.int64).view(np.uint64) * np.uint64(self.step) + np.uint64(self.offset % 2**64)).view(np.int64)
+            k = z.astype(np.int64, copy=not overwrite).view(np.uint64)
+            if self.step != 1:
+                k *= np.uint64(self.step)
+            k += np.uint64(self.offset % 2**64)
+            k = k.view(np.int64)
         if self.kind == "int":
             out = _from_int64(k, dtype)
         elif self.kind == "binary":
