@@ -66,6 +66,7 @@ ERRORS = {
     -1: "compressed data ends early",
     -2: "invalid token or bit length in the compressed data",
     -3: "compressed data does not end where its checksum says (corrupt data or another model)",
+    -4: "compressed data has unused or non-zero padding words (corrupt data or another model)",
 }
 
 
@@ -81,31 +82,29 @@ def _rate(seen, c, ci, slowest):
 
 @nb.njit(cache=True)
 def items_needed(n, nch):
-    """Upper bound on the coded items of n rows x nch channels (token, raw chunks, slip; row flags)."""
-    return n * nch * 7 + n + 8
+    """Upper bound on the coded items of n rows x nch channels (token and slip per value, row flags)."""
+    return n * nch * 2 + n + 8
 
 
 _scratch = threading.local()
 
 
-def scratch(n_items: int) -> tuple[np.ndarray, np.ndarray]:
-    """This thread's (items uint32, out uint16) scratch buffers with room for n_items, grown as needed."""
-    have = getattr(_scratch, "items", None)
-    if have is None or len(have) < n_items:
+def scratch(n_items: int, n_values: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's (items uint32, out uint16, raw uint16) scratch buffers, grown as needed."""
+    if len(getattr(_scratch, "items", ())) < n_items:
         _scratch.items = np.empty(n_items, np.uint32)
         _scratch.out = np.empty(2 * n_items + 4, np.uint16)
-    return _scratch.items, _scratch.out
+    if len(getattr(_scratch, "raw", ())) < 5 * n_values + 4:
+        _scratch.raw = np.empty(5 * n_values + 4, np.uint16)
+    return _scratch.items, _scratch.out, _scratch.raw
 
 
 def encode(z, slips, params, repeat_rows, tag, y, hist) -> np.ndarray:
-    """encode_block with scratch buffers (typical room first, the worst case if that runs out)."""
+    """encode_block with this thread's scratch buffers."""
     n, nch = z.shape
-    for room in (n * nch * 3 + n + 64, items_needed(n, nch)):
-        items, out = scratch(room)
-        words = encode_block(z, slips, *params, repeat_rows, tag, y, hist, items[:room], out[: 2 * room + 4])
-        if len(words) or n == 0:
-            return words
-    raise AssertionError("encode_block ran out of room with the worst-case bound")
+    room = items_needed(n, nch)
+    items, out, raw = scratch(room, n * nch)
+    return encode_block(z, slips, *params, repeat_rows, tag, y, hist, items[:room], out[: 2 * room + 4], raw)
 
 
 @nb.njit(cache=True, inline="always")
@@ -127,26 +126,28 @@ def _slip_base(v, c, par, tab_at, tab_sl):
 
 
 @nb.njit(cache=True)
-def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, out):
+def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, out, raw):
     """Code rows z (n, C) int64 (and lattice slips (n, C)). Writes reconstructed values into y
     (which may be z itself in lossless mode); returns the uint16 words.
 
-    `items` (uint32) and `out` (uint16, at least as long) are scratch buffers, reused between calls
-    because fresh memory costs page faults that would dominate the run time. If `items` runs out,
-    an empty array comes back: call again with items_needed(n, C) of room.
+    `items` (uint32), `out` (uint16, 2 per item + 4) and `raw` (uint16, 5 per value + 4) are
+    scratch buffers, reused between calls because fresh memory costs page faults that would
+    dominate the run time; `items` needs items_needed(n, C) of room.
+
+    Output: the rANS words, then the raw bits (16 per word, least significant first) as words
+    stored from the end of the output backwards, so a decoder reads both streams towards the middle.
     `cdf` is updated in place (the adapted state after the block); `seen` (C, NCTX) counts the
     symbols each context has coded (a young context adapts faster); hist (C, NCTX, NSYM) counts the
     tokens coded in each context (for training a model's tables).
     """
     n, nch = z.shape
-    cap = items.shape[0]
-    row_items = nch * 7 + 1
+    rw = 0  # raw words written
+    bitbuf = np.uint64(0)  # raw bits not yet written
+    nbuf = 0
     m = 0
     energy = par[:, P_ENERGY0].copy()
     rep_p = np.int64(CDF_ONE >> 4)  # probability (of CDF_ONE) that a row repeats
     for t in range(n):
-        if m + row_items > cap:
-            return np.zeros(0, np.uint16)  # the caller retries with room for the worst case
         if repeat_rows and t > 0:
             rep = True
             for c in range(nch):
@@ -218,14 +219,26 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
             m += 1
             nraw = ex + k
             if tok == ESCAPE:
-                items[m] = raw_item(ex + 1, 7)  # the bit length of v, 15..64
-                m += 1
-            # raw bits: the low nraw bits of u, in chunks of at most 16, most significant first
+                bitbuf |= np.uint64(ex + 1) << np.uint64(nbuf)  # the bit length of v
+                nbuf += 7
+                while nbuf >= 16:
+                    raw[rw] = np.uint16(bitbuf & np.uint64(0xFFFF))
+                    rw += 1
+                    bitbuf >>= np.uint64(16)
+                    nbuf -= 16
+            # raw bits: the low nraw bits of u, least significant chunk first
+            rest = u
             while nraw > 0:
-                b = nraw if nraw < 16 else 16
+                b = nraw if nraw < 32 else 32
+                bitbuf |= (rest & np.uint64((1 << b) - 1)) << np.uint64(nbuf)
+                rest >>= np.uint64(b)
+                nbuf += b
                 nraw -= b
-                items[m] = raw_item((u >> np.uint64(nraw)) & np.uint64((1 << b) - 1), b)
-                m += 1
+                while nbuf >= 16:
+                    raw[rw] = np.uint16(bitbuf & np.uint64(0xFFFF))
+                    rw += 1
+                    bitbuf >>= np.uint64(16)
+                    nbuf -= 16
             update_cdf(cdf, c, ci, tok, _rate(seen, c, ci, par[c, P_RATE]))
             if t > 0:  # the first value (predicted from the level) says nothing about the noise
                 energy[c] = next_energy(energy[c], u)
@@ -236,14 +249,22 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
                 m += 1
                 hist[c, srow, sym] += 1
                 update_cdf(cdf, c, srow, sym, _rate(seen, c, srow, par[c, P_RATE]))
-    return rans_encode(items, m, RANS_L + (tag & 0xFFFF), out).copy()
+    if nbuf > 0:
+        raw[rw] = np.uint16(bitbuf)
+        rw += 1
+    words = rans_encode(items, m, RANS_L + (tag & 0xFFFF), out)
+    full = np.empty(len(words) + rw, np.uint16)
+    full[: len(words)] = words
+    for i in range(rw):  # the raw stream is read from the end backwards
+        full[len(full) - 1 - i] = raw[i]
+    return full
 
 
 @nb.njit(cache=True)
 def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, slips):
     """Decode n rows into y (n, C) (lattice slips into slips (n, C)) from uint16 `words`.
 
-    Returns the number of words used, or an error code < 0.
+    Returns the number of words (all of them), or an error code < 0 (see ERRORS).
     """
     nch = y.shape[1]
     nw = words.shape[0]
@@ -251,6 +272,9 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
         return -1
     x = (np.uint64(words[0]) << np.uint64(16)) | np.uint64(words[1])
     pos = 2
+    rp = nw  # raw bits are read from the end backwards
+    racc = np.uint64(0)
+    rn = 0
     energy = par[:, P_ENERGY0].copy()
     rep_p = np.int64(CDF_ONE >> 4)
     mask15 = np.uint64(CDF_ONE - 1)
@@ -264,7 +288,7 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
                 x = np.uint64(CDF_ONE - rep_p) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - rep_p)
                 rep = False
             while x < np.uint64(RANS_L):
-                if pos >= nw:
+                if pos >= rp:
                     return -1
                 x = (x << np.uint64(16)) | np.uint64(words[pos])
                 pos += 1
@@ -319,18 +343,20 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
                 tok += 1
             x = np.uint64(cdf[c, ci, tok + 1] - cdf[c, ci, tok]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - cdf[c, ci, tok])
             while x < np.uint64(RANS_L):
-                if pos >= nw:
+                if pos >= rp:
                     return -1
                 x = (x << np.uint64(16)) | np.uint64(words[pos])
                 pos += 1
             if tok == ESCAPE:
-                nbits = np.int64(x & np.uint64(127))
-                x >>= np.uint64(7)
-                while x < np.uint64(RANS_L):
-                    if pos >= nw:
+                while rn < 7:
+                    if rp <= pos:
                         return -1
-                    x = (x << np.uint64(16)) | np.uint64(words[pos])
-                    pos += 1
+                    rp -= 1
+                    racc |= np.uint64(words[rp]) << np.uint64(rn)
+                    rn += 16
+                nbits = np.int64(racc & np.uint64(127))
+                racc >>= np.uint64(7)
+                rn -= 7
                 if nbits <= MAX_TOKEN_BITS or nbits - 1 + k > 63:
                     return -2
                 nraw = nbits - 1 + k
@@ -341,16 +367,20 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
                 if nraw > 63 or (tok >= DIRECT and nraw + 2 > 64):
                     return -2
                 u = base << np.uint64(k)
-            while nraw > 0:
-                b = nraw if nraw < 16 else 16
-                nraw -= b
-                u |= (x & np.uint64((1 << b) - 1)) << np.uint64(nraw)
-                x >>= np.uint64(b)
-                while x < np.uint64(RANS_L):
-                    if pos >= nw:
+            got = 0
+            while nraw > 0:  # raw bits from the end of the words, least significant chunk first
+                b = nraw if nraw < 32 else 32
+                while rn < b:
+                    if rp <= pos:
                         return -1
-                    x = (x << np.uint64(16)) | np.uint64(words[pos])
-                    pos += 1
+                    rp -= 1
+                    racc |= np.uint64(words[rp]) << np.uint64(rn)
+                    rn += 16
+                u |= (racc & np.uint64((1 << b) - 1)) << np.uint64(got)
+                racc >>= np.uint64(b)
+                rn -= b
+                got += b
+                nraw -= b
             r = unzigzag(u)
             bound = par[c, P_BOUND]
             if bound == 0:
@@ -368,7 +398,7 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
                     sym += 1
                 x = np.uint64(cdf[c, srow, sym + 1] - cdf[c, srow, sym]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - cdf[c, srow, sym])
                 while x < np.uint64(RANS_L):
-                    if pos >= nw:
+                    if pos >= rp:
                         return -1
                     x = (x << np.uint64(16)) | np.uint64(words[pos])
                     pos += 1
@@ -378,4 +408,6 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
                 update_cdf(cdf, c, srow, sym, _rate(seen, c, srow, par[c, P_RATE]))
     if x != np.uint64(RANS_L + (tag & 0xFFFF)):
         return -3
-    return pos
+    if pos != rp or racc != np.uint64(0):
+        return -4
+    return nw
