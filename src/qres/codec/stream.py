@@ -26,25 +26,34 @@ FORMAT_VERSION = 1  # the manifest's "q" key
 
 
 def _lossy_plan(col: np.ndarray, max_error: float | None) -> tuple[Transform, int]:
-    """Transform and integer error bound B that keep every decoded value within max_error."""
+    """Transform and integer error bound B that keep every decoded value within max_error.
+
+    A decoded value lies on the transform's grid, B grid steps from the original at most. Integer
+    columns keep their integer grid. A float column takes whichever grid gives the wider
+    quantisation step (2B + 1) * quantum: its own decimal grid, or a power-of-two grid 16 to 32
+    times finer than the bound (better when the decimal grid is coarse next to the bound, or absent).
+    """
     t = fit_transform(col, lattice=max_error is None)
     if max_error is None:
         return t, 0
-    if t.kind == "bits" or (t.kind == "decimal" and max_error / t.quantum > 2**20):
-        # no grid, or one far finer than the bound: quantise on a power-of-two grid instead
-        t = binary_transform(col, max_error)
+    plans = []
+    if t.kind in ("int", "decimal"):
         q = t.quantum
+        bound = math.floor(max_error / q)
+        if t.kind == "decimal":
+            # keep a margin for the float rounding of k / 10^d on both sides
+            while bound > 0 and bound * q >= max_error * (1 - 1e-9):
+                bound -= 1
+        if t.kind == "int" or bound <= 4096:  # a far finer decimal grid only makes wide integers
+            plans.append((t, min(bound, 2**40)))
+    if t.kind != "int":
+        b = binary_transform(col, max_error)
+        q = b.quantum
         bound = max(0, math.floor((max_error - q / 2) / q))
         while bound > 0 and (bound + 0.5) * q > max_error:
             bound -= 1
-        return t, bound
-    q = t.quantum
-    bound = math.floor(max_error / q)
-    if t.kind == "decimal":
-        # keep a margin for the float rounding of k / 10^d on both sides
-        while bound > 0 and bound * q >= max_error * (1 - 1e-9):
-            bound -= 1
-    return t, min(bound, 2**40)
+        plans.append((b, bound))
+    return max(plans, key=lambda p: (2 * p[1] + 1) * p[0].quantum)
 
 
 def _check_bound(orig: np.ndarray, got: np.ndarray, max_error: float, channel: int) -> None:
@@ -143,8 +152,8 @@ def compress_columns(
     manifest: dict = {"q": FORMAT_VERSION, "n": n, "t": [c.dtype.str for c in columns]}
     if recipes:
         manifest["r"] = recipes
-    if errs is not None:
-        manifest["e"] = errs
+    if errs is not None:  # the bounds asked for, to 4 digits (the decoder only needs to know there are some)
+        manifest["e"] = [None if e is None else float(f"{e:.4g}") for e in errs]
     if extra:
         manifest["x"] = extra
     return ct.write_container(
