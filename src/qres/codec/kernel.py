@@ -56,7 +56,9 @@ P_MERGE = 10  # contexts c >> MERGE share one CDF (fewer CDFs learn faster on sh
 P_NWARM = 11  # number of warm-up orders (weights in w_warm (C, 3, 3), row q-1 for order q)
 P_SLIP = 12  # lattice slips coded in-band: 0 none, 1 table lists every slip, 2 table lists points seen
 P_TABLEN = 13  # entries of the channel's slip table (tab_at sorted lattice points, tab_sl slips)
-NPAR = 14
+P_ZMIN = 14  # error-bounded mode: rebuilt values are clamped to [ZMIN, ZMAX] (the dtype's range)
+P_ZMAX = 15
+NPAR = 16
 SLIP_SPAN = 4  # a slip differs from its table entry by at most this much
 ROW_KNOWN = NCTX  # CDF row for slips of points in the table (or any point of a complete table)
 ROW_UNKNOWN = NCTX + 1  # CDF row for slips of points not seen
@@ -203,7 +205,8 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
             else:
                 step = 2 * bound + 1
                 r = (z[t, c] - pred + bound) // step
-                y[t, c] = pred + r * step
+                v = pred + r * step
+                y[t, c] = min(max(v, par[c, P_ZMIN]), par[c, P_ZMAX])  # nearer to z, which is in range
             u = zigzag(r)
             ctx = context_of(par[c, P_LEVEL_ENERGY] if t == 0 else energy[c])
             k = ctx - par[c, P_SHIFT]
@@ -386,7 +389,8 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
             if bound == 0:
                 y[t, c] = np.int64(np.uint64(pred) + np.uint64(r))
             else:
-                y[t, c] = pred + r * (2 * bound + 1)
+                v = pred + r * (2 * bound + 1)
+                y[t, c] = min(max(v, par[c, P_ZMIN]), par[c, P_ZMAX])
             update_cdf(cdf, c, ci, tok, _rate(seen, c, ci, par[c, P_RATE]))
             if t > 0:  # the first value (predicted from the level) says nothing about the noise
                 energy[c] = next_energy(energy[c], u)

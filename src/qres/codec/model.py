@@ -15,6 +15,7 @@ Gene layout (all integers LEB128 varints unless noted):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -241,8 +242,12 @@ class Model:
             par[i, K.P_ENERGY0] = ch.energy0
             par[i, K.P_LEVEL_ENERGY] = ch.level_energy
             par[i, K.P_MERGE] = ch.merge
+        par[:, K.P_ZMIN] = np.iinfo(np.int64).min
+        par[:, K.P_ZMAX] = np.iinfo(np.int64).max
         if bounds is not None:
             par[:, K.P_BOUND] = bounds
+            for i, ch in enumerate(self.channels):
+                par[i, K.P_ZMIN], par[i, K.P_ZMAX] = ch.transform.stream_range()
         if self.tables is not None:
             cdf = self.tables.copy()
             seen = np.full((c, K.NCTX + 2), TRAINED_SEEN, np.int64)
@@ -275,19 +280,20 @@ def as_2d(values: np.ndarray) -> np.ndarray:
         raise ValueError(f"values must be 1-D or 2-D (samples, channels), got shape {arr.shape}")
     if arr.shape[1] == 0 or arr.shape[1] > MAX_CHANNELS:
         raise ValueError(f"values must have 1..{MAX_CHANNELS} channels, got {arr.shape[1]}")
-    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype in (np.float32, np.float64)):
-        raise TypeError(f"unsupported dtype {arr.dtype}: use an integer dtype, float32 or float64")
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
+    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype in (np.float32, np.float64)) or arr.dtype == np.bool_:
+        raise TypeError(f"unsupported dtype {arr.dtype}: use an integer dtype, float32 or float64")
     return arr
 
 
 def _trial_words(z: np.ndarray, ch: ChannelModel, bound: int) -> int:
+    """Bytes to code z with one channel's settings, counting the model's own bytes (they matter for short streams)."""
     m = Model((ch,))
     zz = np.ascontiguousarray(z[:, None])
     y = zz if bound == 0 else np.empty_like(zz)
     hist = np.zeros((1, K.NCTX + 2, NSYM), np.int64)
-    return len(K.encode(zz, np.zeros_like(zz), m.kernel_params(np.array([bound])), False, 0, y, hist))
+    return 2 * len(K.encode(zz, np.zeros_like(zz), m.kernel_params(np.array([bound])), False, 0, y, hist)) + len(m.to_bytes())
 
 
 def _energy(u: np.ndarray) -> int:
@@ -305,7 +311,7 @@ def fit_channel(z: np.ndarray, transform: Transform, *, frame_ready: bool, bound
     energy0 = _energy(2 * np.abs(np.diff(head)).astype(np.float64)) if len(head) > 1 else 0
     for pred in cands:
         if not frame_ready and len(z):
-            pred = LinearPredictor(int(z[0]), pred.short_weights, pred.full_lags, pred.full_weights, pred.integer_weights)
+            pred = dataclasses.replace(pred, level=int(z[0]), warm_weights=())  # warm-up only pays in frames
         ch = ChannelModel(transform, pred, energy0=energy0)
         words = _trial_words(window, ch, bound)
         if best_words is None or words < best_words:

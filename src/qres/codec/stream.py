@@ -34,29 +34,36 @@ def _lossy_plan(col: np.ndarray, max_error: float | None) -> tuple[Transform, in
     times finer than the bound (better when the decimal grid is coarse next to the bound, or absent).
     """
     t = fit_transform(col, lattice=max_error is None)
-    if max_error is None:
-        return t, 0
+    if max_error is None or (
+        len(col) and np.issubdtype(col.dtype, np.integer) and (int(col.max()) - int(col.min()) >= 2**40 or int(col.max()) >= 2**63)
+    ):
+        return t, 0  # lossless: integers this wide (or uint64 past 2^63) use wrapping arithmetic, with no room for a bound
     plans = []
     if t.kind in ("int", "decimal"):
         q = t.quantum
-        bound = math.floor(max_error / q)
+        bound = math.floor(min(max_error / q, 2.0**40))
         if t.kind == "decimal":
             # keep a margin for the float rounding of k / 10^d on both sides
-            while bound > 0 and bound * q >= max_error * (1 - 1e-9):
-                bound -= 1
+            bound -= bound > 0 and bound * q >= max_error * (1 - 1e-9)
         if t.kind == "int" or bound <= 4096:  # a far finer decimal grid only makes wide integers
-            plans.append((t, min(bound, 2**40)))
+            plans.append((t, bound))
     if t.kind != "int":
         b = binary_transform(col, max_error)
         q = b.quantum
-        bound = max(0, math.floor((max_error - q / 2) / q))
-        while bound > 0 and (bound + 0.5) * q > max_error:
-            bound -= 1
+        bound = max(0, math.floor(min((max_error - q / 2) / q, 2.0**40)))
+        bound -= bound > 0 and (bound + 0.5) * q > max_error
         plans.append((b, bound))
     return max(plans, key=lambda p: (2 * p[1] + 1) * p[0].quantum)
 
 
 def _check_bound(orig: np.ndarray, got: np.ndarray, max_error: float, channel: int) -> None:
+    """Raise if a decoded value is off by more than max_error (a guard against bugs, not input errors)."""
+    if np.issubdtype(orig.dtype, np.integer):
+        # exact: the difference of two 64-bit integers, modulo 2^64, read as signed
+        diff = (orig.astype(np.int64).view(np.uint64) - got.astype(np.int64).view(np.uint64)).view(np.int64)
+        if len(diff) and np.abs(diff).max() > max_error:
+            raise AssertionError(f"channel {channel}: a decoded value is outside the error bound")
+        return
     a = orig.astype(np.float64)
     b = got.astype(np.float64)
     nan = np.isnan(a)
@@ -86,11 +93,15 @@ def encode_columns(
     max_error: float | Sequence[float | None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[ct.Block]:
-    """Epiphany and Residual blocks for equal-length 1-D columns (any integer dtype, float32, float64)."""
+    """Epiphany and Residual blocks for equal-length 1-D columns (any integer dtype, float32, float64).
+
+    With a single block of rows (a solid file) the Residual payload omits its row count.
+    """
     nch = len(columns)
     errs = per_channel_errors(max_error, nch)
     n = len(columns[0]) if nch else 0
     rows_per_block = max(1, MAX_BLOCK_VALUES // max(nch, 1))
+    solid = n <= rows_per_block  # one block: its row count is the manifest's
     blocks: list[ct.Block] = []
     for b, start in enumerate(range(0, n, rows_per_block)):
         part = [np.ascontiguousarray(col[start : start + rows_per_block]) for col in columns]
@@ -109,7 +120,8 @@ def encode_columns(
                 if errs[c] is not None:
                     _check_bound(part[c], decoded[c], errs[c], c)
         head = bytearray()
-        put_uvarint(head, len(part[0]))
+        if not solid:
+            put_uvarint(head, len(part[0]))
         if bounds is not None:
             for v in bounds:
                 put_uvarint(head, int(v))
@@ -128,10 +140,14 @@ def compress_columns(
     key: bytes | None = None,
     extra: dict | None = None,
     checksum: bool = False,
+    rank: int = 2,
+    big_endian: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> bytes:
     """A `.qres` file holding equal-length 1-D columns; `extra` is stored in the manifest as given.
 
+    `rank` 1 marks a 1-D array of one column, `big_endian` an array of big-endian dtype (what
+    `decompress` gives back; the columns themselves are coded by value).
     `checksum` adds a CRC32 to every block (flag 0x04). Without it corruption is still caught by the
     header CRC, the structure checks and the coder's 16-bit end check; files on disk (the CLI) use it.
     """
@@ -149,7 +165,13 @@ def compress_columns(
     if errs is None:
         columns, recipes = _split_rational(columns)
     blocks = encode_columns(columns, max_error=errs, progress=progress)
-    manifest: dict = {"q": FORMAT_VERSION, "n": n, "t": [c.dtype.str for c in columns]}
+    manifest: dict = {"q": FORMAT_VERSION, "n": n}
+    if n == 0:  # otherwise the dtypes are in the models
+        manifest["t"] = [c.dtype.str for c in columns]
+    if rank == 1:
+        manifest["d"] = 1
+    if big_endian:
+        manifest["b"] = 1
     if recipes:
         manifest["r"] = recipes
     if errs is not None:  # the bounds asked for, to 4 digits (the decoder only needs to know there are some)
@@ -157,7 +179,7 @@ def compress_columns(
     if extra:
         manifest["x"] = extra
     return ct.write_container(
-        [ct.ManifestBlock(manifest), *blocks], total_size=total, solid=len(blocks) <= 2, key=key, block_crc=checksum
+        [ct.ManifestBlock(manifest), *blocks], total_size=total, solid=n <= MAX_BLOCK_VALUES // len(columns), key=key, block_crc=checksum
     )
 
 
@@ -170,8 +192,15 @@ def _manifest(blocks: list[ct.Block]) -> dict:
         raise QresFormatError("the manifest does not describe a QRES array (no 'q' key)")
     if stored["q"] != FORMAT_VERSION:
         raise QresFormatError(f"array format version {stored['q']!r} is not supported (this build reads {FORMAT_VERSION})")
+    dtypes = stored.get("t")
+    if dtypes is None:  # stored columns have the dtypes of the first model
+        first = next((b for b in blocks if isinstance(b, ct.EpiphanyBlock)), None)
+        if first is None:
+            raise QresFormatError("file truncated: no model block and no dtypes in the manifest")
+        dtypes = [c.transform.dtype for c in Model.from_bytes(first.model).channels]
     m = {
-        "rows": stored.get("n"), "dtypes": stored.get("t"), "max_error": stored.get("e"),
+        "rows": stored.get("n"), "dtypes": dtypes, "max_error": stored.get("e"), "rank": stored.get("d", 2),
+        "big_endian": stored.get("b", 0) == 1,
         "extra": stored.get("x", {}), "recipes": stored.get("r", []),
     }
     if not isinstance(m["recipes"], list) or not all(isinstance(r, list) and len(r) == 6 for r in m["recipes"]):
@@ -201,7 +230,7 @@ def _manifest(blocks: list[ct.Block]) -> dict:
 
 def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[np.ndarray], dict]:
     """The columns of a `.qres` file and its manifest."""
-    _, blocks = ct.read_container(data, key=key)
+    header, blocks = ct.read_container(data, key=key)
     m = _manifest(blocks)
     nch = len(m["dtypes"])
     lossy = m["max_error"] is not None
@@ -221,7 +250,7 @@ def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[n
                 raise QresFormatError(f"block {i}: residuals name model {blk.id}, which no earlier block defines")
             model = models[blk.id]
             r = Reader(blk.payload, what=f"block {i}")
-            n = r.uvarint(m["rows"] - done)
+            n = m["rows"] - done if header.solid else r.uvarint(m["rows"] - done)
             bounds = np.array([r.uvarint(2**40) for _ in range(nch)], np.int64) if lossy else None
             parts.append(decode_rows(model, r, n, bounds, what=f"block {i}"))
             done += n
@@ -289,8 +318,8 @@ def compress(
     if arr2.shape[0] == 0:
         arr2 = arr2.reshape(0, arr2.shape[1])
     cols = [arr2[:, c] for c in range(arr2.shape[1])]
-    extra = {"d": 1} if arr.ndim == 1 else None  # 2-D unless marked
-    return compress_columns(cols, max_error=max_error, key=key, extra=extra, checksum=checksum)
+    big = arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and np.little_endian is False)
+    return compress_columns(cols, max_error=max_error, key=key, checksum=checksum, rank=arr.ndim, big_endian=big)
 
 
 def decompress(data: bytes, *, key: bytes | None = None) -> np.ndarray:
@@ -298,13 +327,15 @@ def decompress(data: bytes, *, key: bytes | None = None) -> np.ndarray:
     cols, m = decompress_columns(data, key=key)
     if "source" in m["extra"]:
         raise QresFormatError("this file holds a table: decompress it with `qres decompress` or decompress_columns")
-    ndim = m["extra"].get("d", 2)
+    ndim = m["rank"]
     if ndim not in (1, 2) or (ndim == 1 and len(cols) != 1):
         raise QresFormatError(f"manifest: bad array rank {ndim!r} for {len(cols)} channels")
     shape = [m["rows"]] if ndim == 1 else [m["rows"], len(cols)]
     if len(set(c.dtype for c in cols)) != 1:
         raise QresFormatError("manifest: an array file has one dtype")
     out = stack(cols)
+    if m["big_endian"]:
+        out = out.astype(out.dtype.newbyteorder(">"))
     return out.reshape(shape)
 
 

@@ -89,7 +89,9 @@ class Transform:
         elif self.kind == "binary":
             with np.errstate(invalid="ignore", over="ignore"):
                 kf = np.rint(np.ldexp(x.astype(np.float64), self.decimals))
-            bad = ~(np.abs(kf) < EXACT_FLOAT_INT)
+                # a value whose grid point is beyond the dtype's range (rounding up near its maximum) is kept exactly
+                back = np.ldexp(kf, -self.decimals).astype(x.dtype)
+            bad = ~(np.abs(kf) < EXACT_FLOAT_INT) | ~np.isfinite(back)
             k = np.where(bad, 0.0, kf).astype(np.int64)
         else:
             k, bad = _decimal_ints(x, self.decimals)
@@ -152,6 +154,17 @@ class Transform:
                 view = out.view(np.uint32 if dtype == np.float32 else np.uint64)
                 view[patch_pos] = patch_bits.astype(view.dtype)
         return out
+
+    def stream_range(self) -> tuple[int, int]:
+        """(lowest, highest) z whose value fits the dtype: what error-bounded decoding may produce."""
+        lo, hi = -(2**63), 2**63 - 1
+        dtype = np.dtype(self.dtype)
+        if self.kind == "int" and not self.shift:
+            info = np.iinfo(dtype)
+            dmin, dmax = int(info.min), min(int(info.max), 2**63 - 1)  # uint64 above 2^63 is not bounded here
+            lo = max(lo, -((self.offset - dmin) // self.step))  # ceil((dmin - offset) / step)
+            hi = min(hi, (dmax - self.offset) // self.step)
+        return lo, hi
 
     def _lattice_index(self, k: np.ndarray) -> np.ndarray:
         est = (k.astype(np.float64) * 2.0**self.shift - self.offset) / self.step
@@ -217,7 +230,8 @@ def _common_step(k: np.ndarray) -> tuple[int, int]:
         if not np.any((k - base) % max(step, 1)):
             break
     step = max(step, 1)
-    mid = int(np.median(k[:: max(1, len(k) // 65536)]))  # centre the stream on its typical value
+    sample = np.sort(k[:: max(1, len(k) // 65536)])
+    mid = int(sample[len(sample) // 2])  # centre the stream on its typical value (exact: no float median)
     offset = base + step * ((mid - base) // step)
     return offset, step
 
