@@ -58,7 +58,8 @@ P_SLIP = 12  # lattice slips coded in-band: 0 none, 1 table lists every slip, 2 
 P_TABLEN = 13  # entries of the channel's slip table (tab_at sorted lattice points, tab_sl slips)
 P_ZMIN = 14  # error-bounded mode: rebuilt values are clamped to [ZMIN, ZMAX] (the dtype's range)
 P_ZMAX = 15
-NPAR = 16
+P_ESPEED = 16  # the energy moves 2^-ESPEED of the way to each new value's 16 u
+NPAR = 17
 SLIP_SPAN = 4  # a slip differs from its table entry by at most this much
 ROW_KNOWN = NCTX  # CDF row for slips of points in the table (or any point of a complete table)
 ROW_UNKNOWN = NCTX + 1  # CDF row for slips of points not seen
@@ -244,7 +245,7 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
                     nbuf -= 16
             update_cdf(cdf, c, ci, tok, _rate(seen, c, ci, par[c, P_RATE]))
             if t > 0:  # the first value (predicted from the level) says nothing about the noise
-                energy[c] = next_energy(energy[c], u)
+                energy[c] = next_energy(energy[c], u, par[c, P_ESPEED])
             if par[c, P_SLIP]:
                 srow, sbase = _slip_base(y[t, c], c, par, tab_at, tab_sl)
                 sym = slips[t, c] - sbase + SLIP_SPAN
@@ -393,7 +394,7 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
                 y[t, c] = min(max(v, par[c, P_ZMIN]), par[c, P_ZMAX])
             update_cdf(cdf, c, ci, tok, _rate(seen, c, ci, par[c, P_RATE]))
             if t > 0:  # the first value (predicted from the level) says nothing about the noise
-                energy[c] = next_energy(energy[c], u)
+                energy[c] = next_energy(energy[c], u, par[c, P_ESPEED])
             if par[c, P_SLIP]:
                 srow, sbase = _slip_base(y[t, c], c, par, tab_at, tab_sl)
                 slot = np.int64(x & mask15)

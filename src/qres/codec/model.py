@@ -8,7 +8,7 @@ Gene layout (all integers LEB128 varints unless noted):
   b"QG", version u8 (=1), channel count, flags u8 (bit 0: rows may repeat, bit 1: tables present)
   per channel: dtype code u8, kind u8, decimals (signed), offset (signed), step, lattice shift u8
                [if the shift is not 0: complete u8, slip count, then (index delta, signed slip) pairs],
-               predictor id u8, predictor bytes, shift u8, rate u8, merge u8, energy0, level energy
+               predictor id u8, predictor bytes, shift u8, rate u8, merge u8, energy speed u8, energy0, level energy
   if tables: per channel a u32 mask of the contexts stored, then per stored context NSYM-1
              frequencies (the last one is 2^15 minus their sum)
 """
@@ -49,6 +49,7 @@ DTYPES = ("<i1", "<i2", "<i4", "<i8", "|u1", "<u1", "<u2", "<u4", "<u8", "<f4", 
 _KINDS = ("int", "decimal", "bits", "binary")
 SHIFTS = (2, 3, 4)
 RATES = (4, 5, 6)
+ESPEEDS = (0, 1, 2)
 SMALL_STREAM = 1 << 14  # streams this short afford a wider search of the entropy settings
 SHIFTS_SMALL = (1, 2, 3, 4, 5)
 RATES_SMALL = (3, 4, 5, 6, 7)
@@ -67,6 +68,7 @@ class ChannelModel:
     energy0: int = 0
     level_energy: int = 0
     merge: int = 0
+    espeed: int = 1
 
 
 def _dtype_code(dtype: str) -> int:
@@ -107,7 +109,7 @@ class Model:
                     prev = n
             out.append(ch.predictor.predictor_id)
             out += ch.predictor.to_bytes()
-            out += bytes([ch.shift, ch.rate, ch.merge])
+            out += bytes([ch.shift, ch.rate, ch.merge, ch.espeed])
             put_uvarint(out, ch.energy0)
             put_uvarint(out, ch.level_energy)
         if self.tables is not None:
@@ -188,12 +190,12 @@ class Model:
             if pid != LinearPredictor.predictor_id:
                 raise r.fail(f"unknown predictor id {pid}")
             pred = LinearPredictor.read(r)
-            shift, rate, merge = r.u8(), r.u8(), r.u8()
-            if shift > 16 or not 1 <= rate <= 12 or merge > 8:
+            shift, rate, merge, espeed = r.u8(), r.u8(), r.u8(), r.u8()
+            if shift > 16 or not 1 <= rate <= 12 or merge > 8 or espeed > 4:
                 raise r.fail("entropy settings out of range")
             e0 = r.uvarint(2**46)
             le = r.uvarint(2**46)
-            chans.append(ChannelModel(t, pred, shift, rate, e0, le, merge))
+            chans.append(ChannelModel(t, pred, shift, rate, e0, le, merge, espeed))
         tables = None
         if flags & 2:
             tables = np.stack([prior_tables(ch.shift) for ch in chans])
@@ -242,6 +244,7 @@ class Model:
             par[i, K.P_ENERGY0] = ch.energy0
             par[i, K.P_LEVEL_ENERGY] = ch.level_energy
             par[i, K.P_MERGE] = ch.merge
+            par[i, K.P_ESPEED] = ch.espeed
         par[:, K.P_ZMIN] = np.iinfo(np.int64).min
         par[:, K.P_ZMAX] = np.iinfo(np.int64).max
         if bounds is not None:
@@ -319,7 +322,13 @@ def fit_channel(z: np.ndarray, transform: Transform, *, frame_ready: bool, bound
     assert best is not None
     small = len(z) <= SMALL_STREAM
     merges = (0, 1, 2, 8) if small else (0, 1)
-    for field, options in (("shift", SHIFTS_SMALL if small else SHIFTS), ("rate", RATES_SMALL if small else RATES), ("merge", merges)):
+    settings = (
+        ("shift", SHIFTS_SMALL if small else SHIFTS),
+        ("rate", RATES_SMALL if small else RATES),
+        ("merge", merges),
+        ("espeed", ESPEEDS),
+    )
+    for field, options in settings:
         for opt in options:
             cand = ChannelModel(**{**best.__dict__, field: opt})
             words = _trial_words(window, cand, bound)

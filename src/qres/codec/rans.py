@@ -114,9 +114,10 @@ def context_of(energy: np.int64) -> int:
 
 
 @nb.njit(cache=True, inline="always")
-def next_energy(energy: np.int64, u: np.uint64) -> np.int64:
+def next_energy(energy: np.int64, u: np.uint64, speed: int) -> np.int64:
+    """Energy after a value with zigzagged residual u: moves 2^-speed of the way to 16 u."""
     uu = np.int64(u) if u < np.uint64(ENERGY_CAP) else np.int64(ENERGY_CAP)
-    return energy + (((uu << 4) - energy) >> 2)
+    return energy + (((uu << 4) - energy) >> speed)
 
 
 @nb.njit(cache=True, inline="always")
