@@ -324,9 +324,12 @@ def fit_lattice(k: np.ndarray, *, complete: bool = True) -> tuple[int, int, int,
     """
     if len(k) < 64:
         return None
-    sample = k[:: max(1, len(k) // 8192)]
-    if len(np.unique(sample)) > len(sample) // 2:  # mostly distinct values: no lattice worth finding
+    sample = np.unique(k[:: max(1, len(k) // 8192)])
+    if len(sample) > min(len(k), 8192) // 2:  # mostly distinct values: no lattice worth finding
         return None
+    sample_gaps = np.diff(sample)
+    if len(sample_gaps) < 7 or np.median(sample_gaps[sample_gaps <= 1.5 * np.percentile(sample_gaps, 5)]) < 1.5:
+        return None  # the smallest spacing is about 1: plain integers
     u, counts = np.unique(k, return_counts=True)
     if len(u) < 8 or len(u) > len(k) // 2 or (u[-1] - u[0]) / len(u) < 2.5:
         return None
