@@ -68,7 +68,10 @@ def table_to_columns(table: Table, max_error: Optional[float]) -> tuple[list[np.
             if lossy and col.kind == "float":
                 entry["meta"] = {**col.meta, "style": "repr"}  # decoded values need their own digits
         layout.append(entry)
-    return channels, errors, {"source": "csv", "rows": table.n_rows, "columns": layout}
+    extra = {"source": "csv", "rows": table.n_rows, "columns": layout}
+    if table.newline != "\n":
+        extra["newline"] = table.newline
+    return channels, errors, extra
 
 
 def columns_to_table(channels: list[np.ndarray], extra: dict) -> Table:
@@ -84,7 +87,8 @@ def columns_to_table(channels: list[np.ndarray], extra: dict) -> Table:
             cols.append(Column(str(entry["name"]), entry["kind"], values, dict(entry.get("meta", {}))))
     except (KeyError, IndexError, TypeError) as exc:
         raise QresError(f"the file's table layout is damaged ({exc!r})") from None
-    return Table(cols)
+    newline = extra.get("newline", "\n")
+    return Table(cols, newline if newline in ("\n", "\r\n") else "\n")
 
 
 @app.command()

@@ -76,9 +76,10 @@ class Column:
 
 @dataclass
 class Table:
-    """Columns of equal length, in file order."""
+    """Columns of equal length, in file order, and the line ending the CSV text used."""
 
     columns: list[Column]
+    newline: str = "\n"
 
     @property
     def n_rows(self) -> int:
@@ -181,12 +182,17 @@ def read_csv(
     `progress`, if given, is called every few thousand rows and once at the end with the number of
     bytes read so far (characters for a text stream).
     """
+    newline = "\n"
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            if f.readline(1 << 20).endswith(b"\r\n"):
+                newline = "\r\n"
     lines, tell, close = _source_lines(source)
     try:
         header, columns = _read_rows(lines, tell, progress)
     finally:
         close()
-    return Table([_make_column(name, cells) for name, cells in zip(header, columns)])
+    return Table([_make_column(name, cells) for name, cells in zip(header, columns)], newline)
 
 
 # ---- kind detection
@@ -461,7 +467,7 @@ def _check_lengths(table: Table) -> int:
 
 
 def write_csv(table: Table, dest: str | os.PathLike | io.TextIOBase) -> None:
-    """Write `table` as CSV (header row, then the cells from format_column; '\\n' line ends)."""
+    """Write `table` as CSV (header row, then the cells from format_column; the table's line ends)."""
     _check_lengths(table)
     cells = [format_column(c) for c in table.columns]
     if isinstance(dest, (str, os.PathLike)):
@@ -477,7 +483,7 @@ def _write(f, table: Table, cells: list[list[str]]) -> None:
     names = [c.name for c in table.columns]
     text_cells = [cs for c, cs in zip(table.columns, cells) if c.kind == "text"]
     has_cr = any("\r" in x for x in names) or any("\r" in x for cs in text_cells for x in cs)
-    writer = csv.writer(f, lineterminator="\r\n" if has_cr else "\n")
+    writer = csv.writer(f, lineterminator="\r\n" if has_cr else table.newline)
     writer.writerow([c.name for c in table.columns])
     writer.writerows(zip(*cells))
 
