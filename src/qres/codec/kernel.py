@@ -129,51 +129,68 @@ def _slip_base(v, c, par, tab_at, tab_sl):
 
 
 @nb.njit(cache=True)
-def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, out, raw):
-    """Code rows z (n, C) int64 (and lattice slips (n, C)). Writes reconstructed values into y
-    (which may be z itself in lossless mode); returns the uint16 words.
+def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, raw):
+    """The one loop both directions share, so encoder and decoder cannot drift apart.
 
-    `items` (uint32), `out` (uint16, 2 per item + 4) and `raw` (uint16, 5 per value + 4) are
-    scratch buffers, reused between calls because fresh memory costs page faults that would
-    dominate the run time; `items` needs items_needed(n, C) of room.
-
-    Output: the rANS words, then the raw bits (16 per word, least significant first) as words
-    stored from the end of the output backwards, so a decoder reads both streams towards the middle.
-    `cdf` is updated in place (the adapted state after the block); `seen` (C, NCTX) counts the
-    symbols each context has coded (a young context adapts faster); hist (C, NCTX, NSYM) counts the
-    tokens coded in each context (for training a model's tables).
+    Encoding (decoding False): reads z and slips, writes y, the coded items (uint32, for the
+    reverse rANS pass) and the raw-bit words; returns (0, items, raw words). Decoding: reads
+    `words`, writes y and slips; returns (0 or an error code < 0, 0, 0). See encode_block and
+    decode_block for the buffers.
     """
-    n, nch = z.shape
-    rw = 0  # raw words written
-    bitbuf = np.uint64(0)  # raw bits not yet written
+    n, nch = y.shape
+    m = 0  # encoder: items written
+    rw = 0  # encoder: raw words written
+    bitbuf = np.uint64(0)  # encoder: raw bits not yet written
     nbuf = 0
-    m = 0
+    nw = words.shape[0]
+    x = np.uint64(0)  # decoder: rANS state
+    pos = 2  # decoder: next rANS word
+    rp = nw  # decoder: raw words are read from the end backwards
+    racc = np.uint64(0)
+    rn = 0
+    if decoding:
+        if nw < 2:
+            return -1, 0, 0
+        x = (np.uint64(words[0]) << np.uint64(16)) | np.uint64(words[1])
+    mask15 = np.uint64(CDF_ONE - 1)
     energy = par[:, P_ENERGY0].copy()
     rep_p = np.int64(CDF_ONE >> 4)  # probability (of CDF_ONE) that a row repeats
     for t in range(n):
         if repeat_rows and t > 0:
-            rep = True
-            for c in range(nch):
-                d = z[t, c] - y[t - 1, c]
-                if d > par[c, P_BOUND] or d < -par[c, P_BOUND] or slips[t, c] != slips[t - 1, c]:
-                    rep = False
-                    break
-            if rep:
-                items[m] = cdf_item(0, rep_p)
+            if decoding:
+                slot = np.int64(x & mask15)
+                rep = slot < rep_p
+                if rep:
+                    x = np.uint64(rep_p) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot)
+                else:
+                    x = np.uint64(CDF_ONE - rep_p) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - rep_p)
+                while x < np.uint64(RANS_L):
+                    if pos >= rp:
+                        return -1, 0, 0
+                    x = (x << np.uint64(16)) | np.uint64(words[pos])
+                    pos += 1
+            else:
+                rep = True
+                for c in range(nch):
+                    d = z[t, c] - y[t - 1, c]
+                    if d > par[c, P_BOUND] or d < -par[c, P_BOUND] or slips[t, c] != slips[t - 1, c]:
+                        rep = False
+                        break
+                items[m] = cdf_item(0, rep_p) if rep else cdf_item(rep_p, CDF_ONE - rep_p)
                 m += 1
+            if rep:
                 rep_p += (CDF_ONE - rep_p) >> REPEAT_RATE
                 if rep_p > CDF_ONE - 64:
                     rep_p = CDF_ONE - 64
                 for c in range(nch):
                     y[t, c] = y[t - 1, c]
+                    slips[t, c] = slips[t - 1, c]
                 continue
-            items[m] = cdf_item(rep_p, CDF_ONE - rep_p)
-            m += 1
             rep_p -= rep_p >> REPEAT_RATE
             if rep_p < 64:
                 rep_p = 64
         for c in range(nch):
-            # prediction (written out here: as a called function numba compiles it 2.5x slower)
+            # prediction (inline: numba calls that pass arrays cost more than the arithmetic)
             na = par[c, P_NA]
             nb_ = par[c, P_NB]
             intw = par[c, P_INTW]
@@ -199,16 +216,7 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
                     for j in range(q):
                         acc += w_warm[c, q - 1, j] * y[t - 1 - j, c]
                     pred = (acc + 32768) >> 16
-            bound = par[c, P_BOUND]
-            if bound == 0:
-                r = np.int64(np.uint64(z[t, c]) - np.uint64(pred))
-                y[t, c] = z[t, c]
-            else:
-                step = 2 * bound + 1
-                r = (z[t, c] - pred + bound) // step
-                v = pred + r * step
-                y[t, c] = min(max(v, par[c, P_ZMIN]), par[c, P_ZMAX])  # nearer to z, which is in range
-            u = zigzag(r)
+            # context: CDF row ci and shift k
             ctx = context_of(par[c, P_LEVEL_ENERGY] if t == 0 else energy[c])
             k = ctx - par[c, P_SHIFT]
             if k < 0:
@@ -216,46 +224,145 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
             ci = ctx >> par[c, P_MERGE]
             if ci >= NCTX:
                 ci = NCTX - 1
-            v = u >> np.uint64(k)
-            tok, ex = split_token(v)
-            hist[c, ci, tok] += 1
-            items[m] = cdf_item(cdf[c, ci, tok], cdf[c, ci, tok + 1] - cdf[c, ci, tok])
-            m += 1
-            nraw = ex + k
-            if tok == ESCAPE:
-                bitbuf |= np.uint64(ex + 1) << np.uint64(nbuf)  # the bit length of v
-                nbuf += 7
-                while nbuf >= 16:
-                    raw[rw] = np.uint16(bitbuf & np.uint64(0xFFFF))
-                    rw += 1
-                    bitbuf >>= np.uint64(16)
-                    nbuf -= 16
-            # raw bits: the low nraw bits of u, least significant chunk first
-            rest = u
-            while nraw > 0:
-                b = nraw if nraw < 32 else 32
-                bitbuf |= (rest & np.uint64((1 << b) - 1)) << np.uint64(nbuf)
-                rest >>= np.uint64(b)
-                nbuf += b
-                nraw -= b
-                while nbuf >= 16:
-                    raw[rw] = np.uint16(bitbuf & np.uint64(0xFFFF))
-                    rw += 1
-                    bitbuf >>= np.uint64(16)
-                    nbuf -= 16
+            bound = par[c, P_BOUND]
+            if decoding:
+                slot = np.int64(x & mask15)
+                tok = 0
+                while tok < NSYM - 1 and cdf[c, ci, tok + 1] <= slot:
+                    tok += 1
+                x = np.uint64(cdf[c, ci, tok + 1] - cdf[c, ci, tok]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - cdf[c, ci, tok])
+                while x < np.uint64(RANS_L):
+                    if pos >= rp:
+                        return -1, 0, 0
+                    x = (x << np.uint64(16)) | np.uint64(words[pos])
+                    pos += 1
+                if tok == ESCAPE:
+                    while rn < 7:
+                        if rp <= pos:
+                            return -1, 0, 0
+                        rp -= 1
+                        racc |= np.uint64(words[rp]) << np.uint64(rn)
+                        rn += 16
+                    nbits = np.int64(racc & np.uint64(127))
+                    racc >>= np.uint64(7)
+                    rn -= 7
+                    if nbits <= MAX_TOKEN_BITS or nbits - 1 + k > 63:
+                        return -2, 0, 0
+                    nraw = nbits - 1 + k
+                    u = np.uint64(1) << np.uint64(nraw)
+                else:
+                    base, ex = token_base(tok)
+                    nraw = ex + k
+                    if nraw > 63 or (tok >= DIRECT and nraw + 2 > 64):
+                        return -2, 0, 0
+                    u = base << np.uint64(k)
+                got = 0
+                while nraw > 0:  # raw bits, least significant chunk first
+                    b = nraw if nraw < 32 else 32
+                    while rn < b:
+                        if rp <= pos:
+                            return -1, 0, 0
+                        rp -= 1
+                        racc |= np.uint64(words[rp]) << np.uint64(rn)
+                        rn += 16
+                    u |= (racc & np.uint64((1 << b) - 1)) << np.uint64(got)
+                    racc >>= np.uint64(b)
+                    rn -= b
+                    got += b
+                    nraw -= b
+                r = unzigzag(u)
+                if bound == 0:
+                    y[t, c] = np.int64(np.uint64(pred) + np.uint64(r))
+                else:
+                    v = pred + r * (2 * bound + 1)
+                    y[t, c] = min(max(v, par[c, P_ZMIN]), par[c, P_ZMAX])
+            else:
+                if bound == 0:
+                    r = np.int64(np.uint64(z[t, c]) - np.uint64(pred))
+                    y[t, c] = z[t, c]
+                else:
+                    step = 2 * bound + 1
+                    r = (z[t, c] - pred + bound) // step
+                    v = pred + r * step
+                    y[t, c] = min(max(v, par[c, P_ZMIN]), par[c, P_ZMAX])  # nearer to z, which is in range
+                u = zigzag(r)
+                tok, ex = split_token(u >> np.uint64(k))
+                hist[c, ci, tok] += 1
+                items[m] = cdf_item(cdf[c, ci, tok], cdf[c, ci, tok + 1] - cdf[c, ci, tok])
+                m += 1
+                nraw = ex + k
+                if tok == ESCAPE:
+                    bitbuf |= np.uint64(ex + 1) << np.uint64(nbuf)  # the bit length of v
+                    nbuf += 7
+                rest = u
+                while True:  # raw bits: the low nraw bits of u, least significant chunk first
+                    while nbuf >= 16:
+                        raw[rw] = np.uint16(bitbuf & np.uint64(0xFFFF))
+                        rw += 1
+                        bitbuf >>= np.uint64(16)
+                        nbuf -= 16
+                    if nraw == 0:
+                        break
+                    b = nraw if nraw < 32 else 32
+                    bitbuf |= (rest & np.uint64((1 << b) - 1)) << np.uint64(nbuf)
+                    rest >>= np.uint64(b)
+                    nbuf += b
+                    nraw -= b
             update_cdf(cdf, c, ci, tok, _rate(seen, c, ci, par[c, P_RATE]))
             if t > 0:  # the first value (predicted from the level) says nothing about the noise
                 energy[c] = next_energy(energy[c], u, par[c, P_ESPEED])
             if par[c, P_SLIP]:
                 srow, sbase = _slip_base(y[t, c], c, par, tab_at, tab_sl)
-                sym = slips[t, c] - sbase + SLIP_SPAN
-                items[m] = cdf_item(cdf[c, srow, sym], cdf[c, srow, sym + 1] - cdf[c, srow, sym])
-                m += 1
-                hist[c, srow, sym] += 1
+                if decoding:
+                    slot = np.int64(x & mask15)
+                    sym = 0
+                    while sym < NSYM - 1 and cdf[c, srow, sym + 1] <= slot:
+                        sym += 1
+                    x = np.uint64(cdf[c, srow, sym + 1] - cdf[c, srow, sym]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - cdf[c, srow, sym])
+                    while x < np.uint64(RANS_L):
+                        if pos >= rp:
+                            return -1, 0, 0
+                        x = (x << np.uint64(16)) | np.uint64(words[pos])
+                        pos += 1
+                    if sym > 2 * SLIP_SPAN:
+                        return -2, 0, 0
+                    slips[t, c] = sbase + sym - SLIP_SPAN
+                else:
+                    sym = slips[t, c] - sbase + SLIP_SPAN
+                    items[m] = cdf_item(cdf[c, srow, sym], cdf[c, srow, sym + 1] - cdf[c, srow, sym])
+                    m += 1
+                    hist[c, srow, sym] += 1
                 update_cdf(cdf, c, srow, sym, _rate(seen, c, srow, par[c, P_RATE]))
+    if decoding:
+        if x != np.uint64(RANS_L + (tag & 0xFFFF)):
+            return -3, 0, 0
+        if pos != rp or racc != np.uint64(0):
+            return -4, 0, 0
+        return 0, 0, 0
     if nbuf > 0:
         raw[rw] = np.uint16(bitbuf)
         rw += 1
+    return 0, m, rw
+
+
+@nb.njit(cache=True)
+def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, out, raw):
+    """Code rows z (n, C) int64 (and lattice slips (n, C)). Writes reconstructed values into y
+    (which may be z itself in lossless mode); returns the uint16 words.
+
+    `items` (uint32), `out` (uint16, 2 per item + 4) and `raw` (uint16, 5 per value + 4) are
+    scratch buffers, reused between calls because fresh memory costs page faults that would
+    dominate the run time; `items` needs items_needed(n, C) of room.
+
+    Output: the rANS words, then the raw bits (16 per word, least significant first) as words
+    stored from the end of the output backwards, so a decoder reads both streams towards the middle.
+    `cdf` is updated in place (the adapted state after the block); `seen` (C, NCTX) counts the
+    symbols each context has coded (a young context adapts faster); hist (C, NCTX, NSYM) counts the
+    tokens coded in each context (for training a model's tables).
+    """
+    _, m, rw = _code_block(
+        False, np.zeros(0, np.uint16), z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, raw
+    )
     words = rans_encode(items, m, RANS_L + (tag & 0xFFFF), out)
     full = np.empty(len(words) + rw, np.uint16)
     full[: len(words)] = words
@@ -271,148 +378,9 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
     Returns the number of words (all of them), or an error code < 0 (see ERRORS).
     """
     nch = y.shape[1]
-    nw = words.shape[0]
-    if nw < 2:
-        return -1
-    x = (np.uint64(words[0]) << np.uint64(16)) | np.uint64(words[1])
-    pos = 2
-    rp = nw  # raw bits are read from the end backwards
-    racc = np.uint64(0)
-    rn = 0
-    energy = par[:, P_ENERGY0].copy()
-    rep_p = np.int64(CDF_ONE >> 4)
-    mask15 = np.uint64(CDF_ONE - 1)
-    for t in range(n):
-        if repeat_rows and t > 0:
-            slot = np.int64(x & mask15)
-            if slot < rep_p:
-                x = np.uint64(rep_p) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot)
-                rep = True
-            else:
-                x = np.uint64(CDF_ONE - rep_p) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - rep_p)
-                rep = False
-            while x < np.uint64(RANS_L):
-                if pos >= rp:
-                    return -1
-                x = (x << np.uint64(16)) | np.uint64(words[pos])
-                pos += 1
-            if rep:
-                rep_p += (CDF_ONE - rep_p) >> REPEAT_RATE
-                if rep_p > CDF_ONE - 64:
-                    rep_p = CDF_ONE - 64
-                for c in range(nch):
-                    y[t, c] = y[t - 1, c]
-                    slips[t, c] = slips[t - 1, c]
-                continue
-            rep_p -= rep_p >> REPEAT_RATE
-            if rep_p < 64:
-                rep_p = 64
-        for c in range(nch):
-            # prediction (written out here: as a called function numba compiles it 2.5x slower)
-            na = par[c, P_NA]
-            nb_ = par[c, P_NB]
-            intw = par[c, P_INTW]
-            if nb_ > 0 and t >= par[c, P_MAXLAG_B]:
-                acc = np.int64(0)
-                for j in range(nb_):
-                    acc += (w_b[c, j] >> 16 if intw else w_b[c, j]) * y[t - lags_b[c, j], c]
-                pred = acc if intw else (acc + 32768) >> 16
-            elif na == 0 or t == 0:
-                pred = par[c, P_LEVEL]
-            elif t >= na:
-                acc = np.int64(0)
-                for j in range(na):
-                    acc += (w_a[c, j] >> 16 if intw else w_a[c, j]) * y[t - lags_a[c, j], c]
-                pred = acc if intw else (acc + 32768) >> 16
-            else:
-                nwarm = par[c, P_NWARM]
-                q = t if t < nwarm else nwarm
-                if q == 0:
-                    pred = y[t - 1, c]
-                else:
-                    acc = np.int64(0)
-                    for j in range(q):
-                        acc += w_warm[c, q - 1, j] * y[t - 1 - j, c]
-                    pred = (acc + 32768) >> 16
-            ctx = context_of(par[c, P_LEVEL_ENERGY] if t == 0 else energy[c])
-            k = ctx - par[c, P_SHIFT]
-            if k < 0:
-                k = 0
-            ci = ctx >> par[c, P_MERGE]
-            if ci >= NCTX:
-                ci = NCTX - 1
-            slot = np.int64(x & mask15)
-            tok = 0
-            while tok < NSYM - 1 and cdf[c, ci, tok + 1] <= slot:
-                tok += 1
-            x = np.uint64(cdf[c, ci, tok + 1] - cdf[c, ci, tok]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - cdf[c, ci, tok])
-            while x < np.uint64(RANS_L):
-                if pos >= rp:
-                    return -1
-                x = (x << np.uint64(16)) | np.uint64(words[pos])
-                pos += 1
-            if tok == ESCAPE:
-                while rn < 7:
-                    if rp <= pos:
-                        return -1
-                    rp -= 1
-                    racc |= np.uint64(words[rp]) << np.uint64(rn)
-                    rn += 16
-                nbits = np.int64(racc & np.uint64(127))
-                racc >>= np.uint64(7)
-                rn -= 7
-                if nbits <= MAX_TOKEN_BITS or nbits - 1 + k > 63:
-                    return -2
-                nraw = nbits - 1 + k
-                u = np.uint64(1) << np.uint64(nraw)
-            else:
-                base, ex = token_base(tok)
-                nraw = ex + k
-                if nraw > 63 or (tok >= DIRECT and nraw + 2 > 64):
-                    return -2
-                u = base << np.uint64(k)
-            got = 0
-            while nraw > 0:  # raw bits from the end of the words, least significant chunk first
-                b = nraw if nraw < 32 else 32
-                while rn < b:
-                    if rp <= pos:
-                        return -1
-                    rp -= 1
-                    racc |= np.uint64(words[rp]) << np.uint64(rn)
-                    rn += 16
-                u |= (racc & np.uint64((1 << b) - 1)) << np.uint64(got)
-                racc >>= np.uint64(b)
-                rn -= b
-                got += b
-                nraw -= b
-            r = unzigzag(u)
-            bound = par[c, P_BOUND]
-            if bound == 0:
-                y[t, c] = np.int64(np.uint64(pred) + np.uint64(r))
-            else:
-                v = pred + r * (2 * bound + 1)
-                y[t, c] = min(max(v, par[c, P_ZMIN]), par[c, P_ZMAX])
-            update_cdf(cdf, c, ci, tok, _rate(seen, c, ci, par[c, P_RATE]))
-            if t > 0:  # the first value (predicted from the level) says nothing about the noise
-                energy[c] = next_energy(energy[c], u, par[c, P_ESPEED])
-            if par[c, P_SLIP]:
-                srow, sbase = _slip_base(y[t, c], c, par, tab_at, tab_sl)
-                slot = np.int64(x & mask15)
-                sym = 0
-                while sym < NSYM - 1 and cdf[c, srow, sym + 1] <= slot:
-                    sym += 1
-                x = np.uint64(cdf[c, srow, sym + 1] - cdf[c, srow, sym]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - cdf[c, srow, sym])
-                while x < np.uint64(RANS_L):
-                    if pos >= rp:
-                        return -1
-                    x = (x << np.uint64(16)) | np.uint64(words[pos])
-                    pos += 1
-                if sym > 2 * SLIP_SPAN:
-                    return -2
-                slips[t, c] = sbase + sym - SLIP_SPAN
-                update_cdf(cdf, c, srow, sym, _rate(seen, c, srow, par[c, P_RATE]))
-    if x != np.uint64(RANS_L + (tag & 0xFFFF)):
-        return -3
-    if pos != rp or racc != np.uint64(0):
-        return -4
-    return nw
+    hist = np.zeros((nch, NCTX + 2, NSYM), np.int64)
+    status, _, _ = _code_block(
+        True, words, y, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist,
+        np.zeros(0, np.uint32), np.zeros(0, np.uint16),
+    )
+    return status if status < 0 else words.shape[0]
