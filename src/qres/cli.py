@@ -18,7 +18,7 @@ from rich.table import Table as RichTable
 from . import datasets
 from .codec import container as ct
 from .codec.model import Model
-from .codec.stream import compress_columns, decompress_columns
+from .codec.stream import compress_columns, decompress_columns, read_manifest
 from .errors import QresError
 from .table import Column, Table, read_csv, write_csv
 
@@ -30,7 +30,7 @@ PROGRESS_MIN_BYTES = 4 << 20  # show a progress bar for inputs at least this lar
 
 
 def _fail(msg: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/red] {msg}")
+    typer.echo(f"error: {msg}", err=True)  # one line, never wrapped
     raise typer.Exit(code)
 
 
@@ -182,7 +182,10 @@ def info(
         _, parsed = ct.read_container(data, key=key)
     except QresError as exc:
         _fail(f"{input}: {exc}")
-    manifest = next((b.manifest for b in parsed if isinstance(b, ct.ManifestBlock)), {})
+    try:
+        manifest = read_manifest(parsed)
+    except QresError as exc:
+        _fail(f"{input}: {exc}")
     extra = manifest.get("extra") or {}
     names = {e.get("channel"): e.get("name") for e in extra.get("columns", []) if "channel" in e}
     first_model = next((b for b in parsed if isinstance(b, ct.EpiphanyBlock)), None)

@@ -62,7 +62,7 @@ class Codec:
         if not h & 0x80:
             # no patch section on the wire: present an empty one to the row decoder
             r = Reader(b"\x00" + r.take(r.remaining()), what="frame")
-        cols = decode_rows(self.model, r, n, what="frame")
+        cols = decode_rows(self.model, r, n, what="frame", names_model=True)
         return cols[0] if self.model.n_channels == 1 else stack(cols)
 
     def get_config(self) -> dict:

@@ -18,6 +18,12 @@ from .rans import NSYM
 from .varint import Reader, put_uvarint
 
 MAX_BLOCK_VALUES = 1 << 22  # rows x channels a single block may hold (bounds decoder memory)
+# The most values one 16-bit coded word can hold: a value costs at least one symbol of probability
+# at most (2^15 - 15) / 2^15, i.e. 6.6e-4 bits; a repeated row at least 2.8e-3 bits. A decoder
+# refuses row counts beyond this before allocating anything, so a short hostile block cannot claim
+# millions of rows.
+VALUES_PER_WORD = 24300
+ROWS_PER_WORD = 5700
 
 
 def to_streams(transforms: list[Transform], columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, int]]]:
@@ -115,26 +121,31 @@ def stack(columns: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def decode_rows(model: Model, r: Reader, n: int, bounds: np.ndarray | None = None, *, what: str = "block") -> list[np.ndarray]:
-    """Decode n rows from the rest of reader `r` (patches then words, to the end)."""
+def decode_rows(
+    model: Model, r: Reader, n: int, bounds: np.ndarray | None = None, *, what: str = "block", names_model: bool = False
+) -> list[np.ndarray]:
+    """Decode n rows from the rest of reader `r` (patches then words, to the end).
+
+    Coded words that do not decode raise QresFormatError, or with `names_model` (frames, whose
+    coder is all that names their model) QresModelMismatch: such a frame was coded with another
+    model, or damaged, and nothing in it can tell the two apart.
+    """
     nch = model.n_channels
     if n * nch > MAX_BLOCK_VALUES:
         raise r.fail(f"{n} rows x {nch} channels exceed the {MAX_BLOCK_VALUES}-value block limit")
     patches = read_patches(r, n, nch)
     rest = r.take(r.remaining())
-    if len(rest) % 2:
-        raise QresFormatError(f"{what}: coded data has an odd number of bytes ({len(rest)})")
-    words = np.frombuffer(rest, dtype="<u2").astype(np.uint16)
+    most = (ROWS_PER_WORD if model.repeat_rows else VALUES_PER_WORD // nch) * (len(rest) // 2 + 2)
+    if n > most:
+        raise QresFormatError(f"{what}: {n} rows x {nch} channels cannot fit in {len(rest)} bytes of coded data")
+    words = np.frombuffer(rest[: len(rest) // 2 * 2], dtype="<u2").astype(np.uint16)
     y = np.zeros((n, nch), np.int64)
     slips = np.zeros((n, nch), np.int64)
-    if n:
-        used = K.decode_block(words, n, *model.kernel_params(bounds), model.repeat_rows, model.tag, y, slips)
-        if used == -3:
-            raise QresModelMismatch(f"{what}: does not decode with model {model.id} (another model, or corrupt data)")
-        if used < 0:
-            raise QresFormatError(f"{what}: {K.ERRORS[int(used)]}")
-        if used != len(words):
-            raise QresFormatError(f"{what}: {len(words) - used} unused coded words at the end (corrupt data or another model)")
-    elif len(words):
-        raise QresFormatError(f"{what}: coded data present for zero rows")
+    status = K.decode_block(words, n, *model.kernel_params(bounds), model.repeat_rows, model.tag, y, slips)
+    if len(rest) % 2 and status >= 0:
+        status = -4  # a stray byte
+    if status < 0:
+        if names_model:
+            raise QresModelMismatch(f"{what}: does not decode with model {model.id} (coded with another model, or damaged)")
+        raise QresFormatError(f"{what}: {K.ERRORS[int(status)]}")
     return from_streams(model, y, slips, patches)

@@ -160,6 +160,17 @@ def compress_columns(
             raise ValueError(f"column {i} must be 1-D with {n} values, got shape {c.shape}")
         as_2d(c)  # dtype check
     errs = per_channel_errors(max_error, len(columns))
+    if errs is not None:
+        # exact coding is always within the bound: keep it when it is the smaller file (a bound finer
+        # than the data's own grid or lattice, or an averaged column, can make quantising cost more)
+        lossy = _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, progress)
+        exact = _compress_columns(columns, None, key, extra, checksum, rank, big_endian, None)
+        return exact if len(exact) <= len(lossy) else lossy
+    return _compress_columns(columns, None, key, extra, checksum, rank, big_endian, progress)
+
+
+def _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, progress) -> bytes:
+    n = len(columns[0])
     total = sum(c.nbytes for c in columns)
     recipes: list[list] = []
     if errs is None:
@@ -183,7 +194,7 @@ def compress_columns(
     )
 
 
-def _manifest(blocks: list[ct.Block]) -> dict:
+def read_manifest(blocks: list[ct.Block]) -> dict:
     """The array manifest, validated and with long key names: rows, dtypes, max_error, extra."""
     if not blocks or not isinstance(blocks[0], ct.ManifestBlock):
         raise QresFormatError("not a QRES array file: the first block is not a manifest")
@@ -231,7 +242,7 @@ def _manifest(blocks: list[ct.Block]) -> dict:
 def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[np.ndarray], dict]:
     """The columns of a `.qres` file and its manifest."""
     header, blocks = ct.read_container(data, key=key)
-    m = _manifest(blocks)
+    m = read_manifest(blocks)
     nch = len(m["dtypes"])
     lossy = m["max_error"] is not None
     models: dict[int, Model] = {}
