@@ -27,7 +27,6 @@ from .rans import (
     RANS_L,
     bit_length,
     cdf_item,
-    raw_item,
     context_of,
     next_energy,
     rans_encode,

@@ -147,15 +147,9 @@ def cdf_item(start, freq) -> np.uint32:
     return np.uint32((np.uint32(start) << np.uint32(15)) | np.uint32(freq))
 
 
-@nb.njit(cache=True, inline="always")
-def raw_item(value, nbits) -> np.uint32:
-    """A coded item for the encoder's list: `nbits` (1..16) raw bits."""
-    return np.uint32(0x80000000 | (np.uint32(nbits) << np.uint32(16)) | np.uint32(value))
-
-
 @nb.njit(cache=True)
 def rans_encode(items, count, init_state, out):
-    """Encode items [0, count) in reverse into `out` (uint16 words); returns the used tail of out.
+    """Encode CDF items [0, count) in reverse into `out` (uint16 words); returns the used tail of out.
 
     The words are written from the end of `out` backwards, then the state (high word first).
     """
@@ -163,23 +157,14 @@ def rans_encode(items, count, init_state, out):
     pos = out.shape[0]
     for i in range(count - 1, -1, -1):
         it = items[i]
-        if it & np.uint32(0x80000000):
-            s = np.uint64((it >> np.uint32(16)) & np.uint32(31))
-            x_max = np.uint64(RANS_L >> s) << np.uint64(16)
-            while x >= x_max:
-                pos -= 1
-                out[pos] = np.uint16(x & np.uint64(0xFFFF))
-                x >>= np.uint64(16)
-            x = (x << s) + np.uint64(it & np.uint32(0xFFFF))
-        else:
-            f = np.uint64(it & np.uint32(0x7FFF))
-            x_max = np.uint64(RANS_L >> CDF_BITS) * np.uint64(1 << 16) * f
-            while x >= x_max:
-                pos -= 1
-                out[pos] = np.uint16(x & np.uint64(0xFFFF))
-                x >>= np.uint64(16)
-            q = x // f
-            x = (q << np.uint64(CDF_BITS)) + (x - q * f) + np.uint64(it >> np.uint32(15))
+        f = np.uint64(it & np.uint32(0x7FFF))
+        x_max = np.uint64(2 << 16) * f  # ((RANS_L >> CDF_BITS) << 16) * f
+        if x >= x_max:  # one 16-bit word always suffices: x < 2^32 and x_max >= 2^17
+            pos -= 1
+            out[pos] = np.uint16(x & np.uint64(0xFFFF))
+            x >>= np.uint64(16)
+        q = x // f
+        x = (q << np.uint64(CDF_BITS)) + (x - q * f) + np.uint64(it >> np.uint32(15))
     pos -= 1
     out[pos] = np.uint16(x & np.uint64(0xFFFF))
     pos -= 1
