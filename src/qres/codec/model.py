@@ -216,7 +216,21 @@ class Model:
 
     # -- kernel inputs ----------------------------------------------------------------------
     def kernel_params(self, bounds: np.ndarray | None = None):
-        """(par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen) for the codec kernel (cdf, seen fresh)."""
+        """(par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen) for the codec kernel.
+
+        The arrays the kernel only reads are built once per model; cdf and seen (which it updates)
+        are fresh copies every call, and par is copied when `bounds` are set.
+        """
+        par, la, wa, lb, wb, ww, tab_at, tab_sl, cdf0, seen0 = self._kernel_static
+        if bounds is not None:
+            par = par.copy()
+            par[:, K.P_BOUND] = bounds
+            for i, ch in enumerate(self.channels):
+                par[i, K.P_ZMIN], par[i, K.P_ZMAX] = ch.transform.stream_range()
+        return par, la, wa, lb, wb, ww, tab_at, tab_sl, cdf0.copy(), seen0.copy()
+
+    @cached_property
+    def _kernel_static(self):
         c = len(self.channels)
         par = np.zeros((c, K.NPAR), np.int64)
         la = np.zeros((c, K.MAX_LAGS), np.int64)
@@ -247,16 +261,14 @@ class Model:
             par[i, K.P_ESPEED] = ch.espeed
         par[:, K.P_ZMIN] = np.iinfo(np.int64).min
         par[:, K.P_ZMAX] = np.iinfo(np.int64).max
-        if bounds is not None:
-            par[:, K.P_BOUND] = bounds
-            for i, ch in enumerate(self.channels):
-                par[i, K.P_ZMIN], par[i, K.P_ZMAX] = ch.transform.stream_range()
         if self.tables is not None:
             cdf = self.tables.copy()
             seen = np.full((c, K.NCTX + 2), TRAINED_SEEN, np.int64)
         else:
             cdf = np.stack([prior_tables(ch.shift) for ch in self.channels])
             seen = np.zeros((c, K.NCTX + 2), np.int64)
+        for arr in (par, la, wa, lb, wb, ww, tab_at, tab_sl):
+            arr.flags.writeable = False
         return par, la, wa, lb, wb, ww, tab_at, tab_sl, cdf, seen
 
     # -- fitting ----------------------------------------------------------------------------
