@@ -216,7 +216,7 @@ def fit_linear(z: np.ndarray, *, max_order: int = MAX_ORDER, seasonal: bool = Tr
     n = len(z)
     parts = _windows(z)
     level = int(np.median(np.concatenate(parts))) if n else 0
-    wide = n > 0 and int(np.abs(z).max()) >= NARROW_LIMIT
+    wide = n > 0 and max(int(z.max()), -int(z.min())) >= NARROW_LIMIT
     if wide or n < 8:
         # whole-number weights, exact modulo 2^64: previous value, and linear extrapolation
         cands = [
