@@ -5,8 +5,8 @@ Every predictor has a one-byte `predictor_id`, serialises to bytes, and is fitte
 codec kernel runs today; LSTM and TAAF predictors register new ids later.
 
 LinearPredictor: Q16.16 weights on lags. A *short* part uses lags 1..p and serves from row p on; an
-optional *full* part adds seasonal lags (a daily cycle, say) and serves once the longest lag is
-available. Rows 1..p-1 use *warm-up* predictors of order min(row, W) (W <= 3; the previous value
+optional *full* part adds up to two seasonal lag pairs (a daily and a weekly cycle, say) and
+serves once the longest lag is available. Rows 1..p-1 use *warm-up* predictors of order min(row, W) (W <= 3; the previous value
 when there are none), and the very first value is predicted as `level`. With `integer_weights` the weights are whole numbers applied modulo 2^64, for channels
 whose integers are too wide for exact Q16.16 products.
 """
@@ -187,9 +187,10 @@ def _cost_bits(resid: np.ndarray) -> float:
     return len(resid) * (np.log2(mad) + 1.44)
 
 
-def seasonal_period(parts: list[np.ndarray], max_period: int = 1024) -> int | None:
-    """The lag (>= 3) at which the first differences correlate best, if that correlation is strong."""
-    best, best_lag = 0.0, None
+def seasonal_periods(parts: list[np.ndarray], max_period: int = 1024, count: int = 4) -> list[int]:
+    """Lags (>= 3) at which the first differences correlate strongly (local peaks above 0.3),
+    strongest first: a daily cycle, a weekly one."""
+    scores: dict[int, float] = {}
     for w in parts:
         d = np.diff(w.astype(np.float64))
         if len(d) < 64:
@@ -197,7 +198,7 @@ def seasonal_period(parts: list[np.ndarray], max_period: int = 1024) -> int | No
         d = d - d.mean()
         n = len(d)
         lim = min(max_period, n // 3)
-        if lim < 3:
+        if lim < 5:
             continue
         size = 1 << (2 * n - 1).bit_length()  # a power of two, for a fast FFT
         spec = np.fft.rfft(d, size)
@@ -205,10 +206,39 @@ def seasonal_period(parts: list[np.ndarray], max_period: int = 1024) -> int | No
         if ac[0] <= 0:
             continue
         ac = ac / ac[0]
-        lag = int(np.argmax(ac[3:])) + 3
-        if ac[lag] > best:
-            best, best_lag = float(ac[lag]), lag
-    return best_lag if best > 0.3 else None
+        mid = ac[3:-1]
+        peaks = np.flatnonzero((mid > 0.3) & (mid >= ac[2:-2]) & (mid >= ac[4:])) + 3
+        for lag in peaks.tolist():
+            scores[lag] = max(scores.get(lag, 0.0), float(ac[lag]))
+    return sorted(scores, key=lambda lag: -scores[lag])[:count]
+
+
+def _seasonal(parts: list[np.ndarray], first: LinearPredictor, n: int) -> list[LinearPredictor]:
+    """`first` with one, then two seasonal lag pairs (P, P + 1) added, each kept only if it pays
+    (fewest lags first: trial coding picks among them)."""
+    short = list(range(1, first.order + 1))
+    x, y = _design(parts, short)
+    if not len(y):
+        return []
+    best_cost = _cost_bits(y - x @ (np.array(first.short_weights) / Q16_ONE)) / len(y)
+    lags: list[int] = []
+    found: list[LinearPredictor] = []
+    for period in seasonal_periods(parts):
+        if len(lags) == 4 or period <= first.order + 1 or period + 1 >= n // 4 or period in lags or period + 1 in lags:
+            continue
+        cand = short + lags + [period, period + 1]
+        x, y = _design(parts, cand)
+        if len(y) <= 8 * len(cand):
+            continue
+        w = _solve(x.T @ x, x.T @ y)
+        if w is None:
+            continue
+        wq = _quantise(w)
+        cost = (_cost_bits(y - x @ (np.array(wq) / Q16_ONE)) + 40) / len(y)
+        if cost < best_cost:
+            best_cost, lags = cost, lags + [period, period + 1]
+            found.append(LinearPredictor(first.level, first.short_weights, tuple(short + lags), wq, warm_weights=first.warm_weights))
+    return found
 
 
 def fit_linear(z: np.ndarray, *, max_order: int = MAX_ORDER, seasonal: bool = True) -> list[LinearPredictor]:
@@ -248,16 +278,5 @@ def fit_linear(z: np.ndarray, *, max_order: int = MAX_ORDER, seasonal: bool = Tr
     scored.sort(key=lambda s: s[0])
     best = [s[1] for s in scored[:3]]
     if seasonal and best and best[0].order > 0:
-        period = seasonal_period(parts)
-        first = best[0]
-        if period is not None and period > first.order + 1 and period + 1 < n // 4:
-            lags = list(range(1, first.order + 1)) + [period, period + 1]
-            x, y = _design(parts, lags)
-            w = _solve(x.T @ x, x.T @ y) if len(y) > 8 * len(lags) else None
-            if w is not None:
-                wq = _quantise(w)
-                res = y - x @ (np.array(wq) / Q16_ONE)
-                res_short = y - x[:, : first.order] @ (np.array(first.short_weights) / Q16_ONE)
-                if _cost_bits(res) + 40 < _cost_bits(res_short):
-                    best.insert(0, LinearPredictor(level, first.short_weights, tuple(lags), wq, warm_weights=first.warm_weights))
+        best = _seasonal(parts, best[0], n)[::-1] + best
     return best
