@@ -6,9 +6,11 @@ trained CDF tables, so that a short frame starts from learned statistics instead
 
 Gene layout (all integers LEB128 varints unless noted):
   b"QG", version u8 (=1), channel count, flags u8 (bit 0: rows may repeat, bit 1: tables present)
-  per channel: dtype code u8, kind u8, decimals (signed), offset (signed), step, lattice shift u8
-               [if the shift is not 0: complete u8, slip count, then (index delta, signed slip) pairs],
-               predictor id u8, predictor bytes, shift u8, rate u8, merge u8, energy speed u8, energy0, level energy
+  per channel: u8 dtype code | kind << 4 | lattice << 6 | complete slip table << 7,
+               decimals (signed), offset (signed), step,
+               [if lattice: shift u8, slip count, then (index delta, signed slip) pairs],
+               predictor id u8, predictor bytes, u8 shift | rate << 4, u8 merge | energy speed << 4,
+               energy0, level energy
   if tables: per channel a u32 mask of the contexts stored, then per stored context NSYM-1
              frequencies (the last one is 2^15 minus their sum)
 """
@@ -94,13 +96,13 @@ class Model:
         out.append(int(self.repeat_rows) | (2 if self.tables is not None else 0))
         for ch in self.channels:
             t = ch.transform
-            out += bytes([_dtype_code(t.dtype), _KINDS.index(t.kind)])
+            # dtype (4 bits), kind (2 bits), lattice (1 bit), complete slip table (1 bit)
+            out.append(_dtype_code(t.dtype) | _KINDS.index(t.kind) << 4 | bool(t.shift) << 6 | t.complete << 7)
             put_svarint(out, t.decimals)
             put_svarint(out, t.offset if t.offset < 2**63 else t.offset - 2**64)
             put_uvarint(out, t.step)
-            out.append(t.shift)
             if t.shift:
-                out.append(int(t.complete))
+                out.append(t.shift)
                 put_uvarint(out, len(t.corrections))
                 prev = -(2**24)
                 for n, c in t.corrections:
@@ -109,7 +111,7 @@ class Model:
                     prev = n
             out.append(ch.predictor.predictor_id)
             out += ch.predictor.to_bytes()
-            out += bytes([ch.shift, ch.rate, ch.merge, ch.espeed])
+            out += bytes([ch.shift | ch.rate << 4, ch.merge | ch.espeed << 4])
             put_uvarint(out, ch.energy0)
             put_uvarint(out, ch.level_energy)
         if self.tables is not None:
@@ -167,16 +169,17 @@ class Model:
             raise r.fail(f"unknown model flags {flags:#x}")
         chans = []
         for _ in range(n):
-            code, kind, decimals = r.u8(), r.u8(), r.svarint()
-            if code >= len(DTYPES) or kind >= len(_KINDS):
-                raise r.fail("unknown channel dtype or kind")
-            offset = r.svarint()
-            step = r.uvarint()
-            shift = r.u8()
+            head = r.u8()
+            code, kind, lattice, complete = head & 15, head >> 4 & 3, head >> 6 & 1, bool(head >> 7)
+            if code >= len(DTYPES):
+                raise r.fail("unknown channel dtype")
+            decimals, offset, step = r.svarint(), r.svarint(), r.uvarint()
+            shift = 0
             corrections = []
-            complete = True
-            if shift:
-                complete = bool(r.u8())
+            if lattice:
+                shift = r.u8()
+                if shift == 0:
+                    raise r.fail("a lattice needs a shift")
                 prev = -(2**24)
                 for _ in range(r.uvarint(2**25)):
                     prev += r.uvarint(2**25)
@@ -190,8 +193,9 @@ class Model:
             if pid != LinearPredictor.predictor_id:
                 raise r.fail(f"unknown predictor id {pid}")
             pred = LinearPredictor.read(r)
-            shift, rate, merge, espeed = r.u8(), r.u8(), r.u8(), r.u8()
-            if shift > 16 or not 1 <= rate <= 12 or merge > 8 or espeed > 4:
+            a, b = r.u8(), r.u8()
+            shift, rate, merge, espeed = a & 15, a >> 4, b & 15, b >> 4
+            if not 1 <= rate <= 12 or merge > 8 or espeed > 4:
                 raise r.fail("entropy settings out of range")
             e0 = r.uvarint(2**46)
             le = r.uvarint(2**46)

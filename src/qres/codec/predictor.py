@@ -62,16 +62,14 @@ class LinearPredictor(Predictor):
         return len(self.short_weights)
 
     def to_bytes(self) -> bytes:
-        out = bytearray([int(self.integer_weights)])
+        # u8: integer weights (bit 0), warm-up orders (bits 1-2), full lags (bits 3-7); then u8 order
+        out = bytearray([int(self.integer_weights) | len(self.warm_weights) << 1 | len(self.full_lags) << 3, self.order])
         put_svarint(out, self.level)
-        out.append(len(self.short_weights))
         for w in self.short_weights:
             put_svarint(out, w)
-        out.append(len(self.warm_weights))
         for ws in self.warm_weights:
             for w in ws:
                 put_svarint(out, w)
-        out.append(len(self.full_lags))
         for lag, w in zip(self.full_lags, self.full_weights):
             put_uvarint(out, lag)
             put_svarint(out, w)
@@ -88,21 +86,17 @@ class LinearPredictor(Predictor):
     @classmethod
     def read(cls, r: Reader) -> "LinearPredictor":
         """Parse one predictor from a Reader (raises QresFormatError on anything out of range)."""
-        intw = r.u8()
-        if intw > 1:
-            raise r.fail("bad weight-kind flag")
-        level = r.svarint()
-        p = r.u8()
+        head, p = r.u8(), r.u8()
+        intw, nwarm, q = head & 1, head >> 1 & 3, head >> 3
         if p > MAX_ORDER:
             raise r.fail(f"order {p} exceeds {MAX_ORDER}")
-        short = tuple(r.svarint() for _ in range(p))
-        nwarm = r.u8()
         if nwarm > min(MAX_WARM, max(p - 1, 0)):
             raise r.fail(f"{nwarm} warm-up orders for order {p}")
-        warm = tuple(tuple(r.svarint() for _ in range(q)) for q in range(1, nwarm + 1))
-        q = r.u8()
         if q > MAX_LAGS:
             raise r.fail(f"{q} lags exceed {MAX_LAGS}")
+        level = r.svarint()
+        short = tuple(r.svarint() for _ in range(p))
+        warm = tuple(tuple(r.svarint() for _ in range(order)) for order in range(1, nwarm + 1))
         lags, full = [], []
         for _ in range(q):
             lags.append(r.uvarint(MAX_LAG))

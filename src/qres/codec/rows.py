@@ -96,8 +96,27 @@ def encode_rows(
     words = K.encode(z, slips, model.kernel_params(bounds), model.repeat_rows, model.tag, y, hist)
     body = bytearray()
     write_patches(body, patches)
-    body += words.astype("<u2").tobytes()
+    body += pack_words(words)
     return bytes(body), (list(columns) if lossless else from_streams(model, y, slips, patches))
+
+
+def pack_words(words: np.ndarray) -> bytes:
+    """Coded words as bytes: uint16 little-endian, except that a coder state below 2^24 (its
+    high word below 256) takes 3 bytes instead of 4, which the odd length tells a decoder."""
+    if words[0] < 256:
+        return bytes([int(words[0])]) + words[1:].astype("<u2").tobytes()
+    return words.astype("<u2").tobytes()
+
+
+def unpack_words(data: bytes) -> np.ndarray | None:
+    """Inverse of pack_words; None for a non-canonical packing (a short state written in 4 bytes)."""
+    if len(data) % 2:
+        head = np.array([data[0]], np.uint16)
+        if head[0] == 0:
+            return None
+        return np.concatenate([head, np.frombuffer(data[1:], dtype="<u2").astype(np.uint16)])
+    words = np.frombuffer(data, dtype="<u2").astype(np.uint16)
+    return None if len(words) and words[0] < 256 else words
 
 
 def from_streams(model: Model, y: np.ndarray, slips: np.ndarray, patches: list[tuple[int, int, int]]) -> list[np.ndarray]:
@@ -138,12 +157,10 @@ def decode_rows(
     most = (ROWS_PER_WORD if model.repeat_rows else VALUES_PER_WORD // nch) * (len(rest) // 2 + 2)
     if n > most:
         raise QresFormatError(f"{what}: {n} rows x {nch} channels cannot fit in {len(rest)} bytes of coded data")
-    words = np.frombuffer(rest[: len(rest) // 2 * 2], dtype="<u2").astype(np.uint16)
+    words = unpack_words(rest)
     y = np.zeros((n, nch), np.int64)
     slips = np.zeros((n, nch), np.int64)
-    status = K.decode_block(words, n, *model.kernel_params(bounds), model.repeat_rows, model.tag, y, slips)
-    if len(rest) % 2 and status >= 0:
-        status = -4  # a stray byte
+    status = -4 if words is None else K.decode_block(words, n, *model.kernel_params(bounds), model.repeat_rows, model.tag, y, slips)
     if status < 0:
         if names_model:
             raise QresModelMismatch(f"{what}: does not decode with model {model.id} (coded with another model, or damaged)")

@@ -22,7 +22,7 @@ from .rows import MAX_BLOCK_VALUES, decode_rows, encode_rows, stack, to_streams
 from .transform import Transform, binary_transform, fit_transform
 from .varint import Reader, put_uvarint
 
-FORMAT_VERSION = 1  # the manifest's "q" key
+FORMAT_VERSION = 1  # the manifest's "q" key (absent means 1)
 
 
 def _lossy_plan(col: np.ndarray, max_error: float | None) -> tuple[Transform, int]:
@@ -93,8 +93,9 @@ def encode_columns(
     *,
     max_error: float | Sequence[float | None] | None = None,
     progress: Callable[[int], None] | None = None,
-) -> list[ct.Block]:
-    """Epiphany and Residual blocks for equal-length 1-D columns (any integer dtype, float32, float64).
+) -> tuple[list[ct.Block], bool]:
+    """Epiphany and Residual blocks for equal-length 1-D columns (any integer dtype, float32, float64),
+    and whether any block has patches (without any, the payloads leave out their patch sections).
 
     With a single block of rows (a solid file) the Residual payload omits its row count.
     """
@@ -104,6 +105,7 @@ def encode_columns(
     rows_per_block = max(1, MAX_BLOCK_VALUES // max(nch, 1))
     solid = n <= rows_per_block  # one block: its row count is the manifest's
     blocks: list[ct.Block] = []
+    bodies: list[tuple[int, int, bool]] = []  # (block index, payload head length, has patches)
     for b, start in enumerate(range(0, n, rows_per_block)):
         part = [np.ascontiguousarray(col[start : start + rows_per_block]) for col in columns]
         if errs is None:
@@ -129,9 +131,15 @@ def encode_columns(
         bid = b % 256
         blocks.append(ct.EpiphanyBlock(bid, 1, model.to_bytes()))
         blocks.append(ct.ResidualBlock(bid, bytes(head) + body))
+        bodies.append((len(blocks) - 1, len(head), body[0] != 0))
         if progress is not None:
             progress(len(part[0]))
-    return blocks
+    if not any(p for _, _, p in bodies):  # no patches anywhere: drop the empty patch sections
+        for i, cut, _ in bodies:
+            payload = blocks[i].payload
+            blocks[i] = ct.ResidualBlock(blocks[i].id, payload[:cut] + payload[cut + 1 :])
+        return blocks, False
+    return blocks, True
 
 
 def compress_columns(
@@ -176,12 +184,14 @@ def _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, pro
     recipes: list[list] = []
     if errs is None:
         columns, recipes = _split_rational(columns)
-    blocks = encode_columns(columns, max_error=errs, progress=progress)
-    manifest: dict = {"q": FORMAT_VERSION, "n": n}
+    blocks, patched = encode_columns(columns, max_error=errs, progress=progress)
+    manifest: dict = {"n": n}  # "q" (the array format version) is left out while it is 1
     if n == 0:  # otherwise the dtypes are in the models
         manifest["t"] = [c.dtype.str for c in columns]
     if rank == 1:
         manifest["d"] = 1
+    if patched:
+        manifest["p"] = 1
     if big_endian:
         manifest["b"] = 1
     if recipes:
@@ -200,9 +210,9 @@ def read_manifest(blocks: list[ct.Block]) -> dict:
     if not blocks or not isinstance(blocks[0], ct.ManifestBlock):
         raise QresFormatError("not a QRES array file: the first block is not a manifest")
     stored = blocks[0].manifest
-    if "q" not in stored:
-        raise QresFormatError("the manifest does not describe a QRES array (no 'q' key)")
-    if stored["q"] != FORMAT_VERSION:
+    if "n" not in stored:
+        raise QresFormatError("the manifest does not describe a QRES array (no 'n' key)")
+    if stored.get("q", 1) != FORMAT_VERSION:
         raise QresFormatError(f"array format version {stored['q']!r} is not supported (this build reads {FORMAT_VERSION})")
     dtypes = stored.get("t")
     if dtypes is None:  # stored columns have the dtypes of the first model
@@ -211,7 +221,7 @@ def read_manifest(blocks: list[ct.Block]) -> dict:
             raise QresFormatError("file truncated: no model block and no dtypes in the manifest")
         dtypes = [c.transform.dtype for c in Model.from_bytes(first.model).channels]
     m = {
-        "rows": stored.get("n"), "dtypes": dtypes, "max_error": stored.get("e"), "rank": stored.get("d", 2),
+        "rows": stored.get("n"), "dtypes": dtypes, "max_error": stored.get("e"), "rank": stored.get("d", 2), "patched": stored.get("p", 0) == 1,
         "big_endian": stored.get("b", 0) == 1,
         "extra": stored.get("x", {}), "recipes": stored.get("r", []),
     }
@@ -264,6 +274,8 @@ def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[n
             r = Reader(blk.payload, what=f"block {i}")
             n = m["rows"] - done if header.solid else r.uvarint(m["rows"] - done)
             bounds = np.array([r.uvarint(2**40) for _ in range(nch)], np.int64) if lossy else None
+            if not m["patched"]:  # no patch section on the wire: present an empty one
+                r = Reader(b"\x00" + r.take(r.remaining()), what=f"block {i}")
             parts.append(decode_rows(model, r, n, bounds, what=f"block {i}"))
             done += n
         else:
