@@ -208,7 +208,7 @@ def info(
         "flags": {"solid": header.solid, "encrypted": header.encrypted, "block_crc": header.block_crc},
         "uncompressed_bytes": header.total_size, "ratio": header.total_size / max(len(data), 1),
         "rows": rows, "values": nvals, "bits_per_value": 8 * len(data) / max(nvals, 1),
-        "max_error": manifest.get("max_error"), "channels": chans, "blocks": blocks,
+        "error_bounded": manifest.get("lossy", False), "channels": chans, "blocks": blocks,
     }
     if as_json:
         out.print_json(json.dumps(summary, default=str))

@@ -196,8 +196,8 @@ def _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, pro
         manifest["b"] = 1
     if recipes:
         manifest["r"] = recipes
-    if errs is not None:  # the bounds asked for, to 4 digits (the decoder only needs to know there are some)
-        manifest["e"] = [None if e is None else float(f"{e:.4g}") for e in errs]
+    if errs is not None:  # error-bounded: the Residual blocks carry each column's integer bound
+        manifest["e"] = 1
     if extra:
         manifest["x"] = extra
     return ct.write_container(
@@ -221,7 +221,7 @@ def read_manifest(blocks: list[ct.Block]) -> dict:
             raise QresFormatError("file truncated: no model block and no dtypes in the manifest")
         dtypes = [c.transform.dtype for c in Model.from_bytes(first.model).channels]
     m = {
-        "rows": stored.get("n"), "dtypes": dtypes, "max_error": stored.get("e"), "rank": stored.get("d", 2), "patched": stored.get("p", 0) == 1,
+        "rows": stored.get("n"), "dtypes": dtypes, "lossy": stored.get("e", 0) == 1, "rank": stored.get("d", 2), "patched": stored.get("p", 0) == 1,
         "big_endian": stored.get("b", 0) == 1,
         "extra": stored.get("x", {}), "recipes": stored.get("r", []),
     }
@@ -241,12 +241,8 @@ def read_manifest(blocks: list[ct.Block]) -> dict:
             as_2d(np.zeros(0, np.dtype(d)))
     except (TypeError, ValueError) as exc:
         raise QresFormatError(f"manifest: bad dtype ({exc})") from None
-    errs = m.get("max_error")
-    if errs is not None:
-        try:
-            per_channel_errors(errs, len(dtypes))
-        except (TypeError, ValueError):
-            raise QresFormatError("manifest: bad max_error") from None
+    if stored.get("e", 0) not in (0, 1):
+        raise QresFormatError("manifest: 'e' must be 1 (error-bounded) when present")
     return m
 
 
@@ -255,7 +251,7 @@ def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[n
     header, blocks = ct.read_container(data, key=key)
     m = read_manifest(blocks)
     nch = len(m["dtypes"])
-    lossy = m["max_error"] is not None
+    lossy = m["lossy"]
     models: dict[int, Model] = {}
     parts: list[list[np.ndarray]] = []
     done = 0
