@@ -59,7 +59,9 @@ P_ZMIN = 14  # error-bounded mode: rebuilt values are clamped to [ZMIN, ZMAX] (t
 P_ZMAX = 15
 P_ESPEED = 16  # the energy moves 2^-ESPEED of the way to each new value's 16 u
 NPAR = 17
-SLIP_SPAN = 4  # a slip differs from its table entry by at most this much
+SLIP_SPAN = 4  # slips within this of the table's are a symbol 0..8 of their own
+SLIP_ESCAPE = 2 * SLIP_SPAN + 1  # symbol for a slip further off, then its offset in SLIP_RAW_BITS raw bits
+SLIP_RAW_BITS = 8
 ROW_KNOWN = NCTX  # CDF row for slips of points in the table (or any point of a complete table)
 ROW_UNKNOWN = NCTX + 1  # CDF row for slips of points not seen
 
@@ -323,14 +325,35 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
                             return -1, 0, 0
                         x = (x << np.uint64(16)) | np.uint64(words[pos])
                         pos += 1
-                    if sym > 2 * SLIP_SPAN:
+                    if sym > SLIP_ESCAPE:
                         return -2, 0, 0
-                    slips[t, c] = sbase + sym - SLIP_SPAN
+                    if sym == SLIP_ESCAPE:  # a far slip: its offset from the table's, zigzagged, in raw bits
+                        while rn < SLIP_RAW_BITS:
+                            if rp <= pos:
+                                return -1, 0, 0
+                            rp -= 1
+                            racc |= np.uint64(words[rp]) << np.uint64(rn)
+                            rn += 16
+                        far = unzigzag(racc & np.uint64((1 << SLIP_RAW_BITS) - 1))
+                        racc >>= np.uint64(SLIP_RAW_BITS)
+                        rn -= SLIP_RAW_BITS
+                        slips[t, c] = sbase + far
+                    else:
+                        slips[t, c] = sbase + sym - SLIP_SPAN
                 else:
-                    sym = slips[t, c] - sbase + SLIP_SPAN
+                    off = slips[t, c] - sbase
+                    sym = off + SLIP_SPAN if -SLIP_SPAN <= off <= SLIP_SPAN else SLIP_ESCAPE
                     items[m] = cdf_item(cdf[c, srow, sym], cdf[c, srow, sym + 1] - cdf[c, srow, sym])
                     m += 1
                     hist[c, srow, sym] += 1
+                    if sym == SLIP_ESCAPE:
+                        bitbuf |= zigzag(off) << np.uint64(nbuf)
+                        nbuf += SLIP_RAW_BITS
+                        while nbuf >= 16:
+                            raw[rw] = np.uint16(bitbuf & np.uint64(0xFFFF))
+                            rw += 1
+                            bitbuf >>= np.uint64(16)
+                            nbuf -= 16
                 update_cdf(cdf, c, srow, sym, _rate(seen, c, srow, par[c, P_RATE]))
     if decoding:
         if x != np.uint64(RANS_L + (tag & 0xFFFF)):

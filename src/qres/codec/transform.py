@@ -25,7 +25,8 @@ from ..errors import QresFormatError
 KINDS = ("int", "decimal", "bits", "binary")
 LATTICE_INDEX_LIMIT = 2**24  # |lattice index| bound, so index * step stays inside int64
 LATTICE_MAX_SHIFT = 36
-MAX_SLIP = 2  # a lattice value may sit this far off the straight line (coded in-band)
+MAX_SLIP = 2  # a lattice point's slip a table may record
+MAX_CODED_SLIP = 100  # how far off the straight line a value may sit (coded in-band); further: a patch
 MAX_TABLE = 1 << 14  # entries of a lattice's slip table
 MAX_BINARY_EXPONENT = 1100
 MAX_DECIMALS = 18
@@ -78,7 +79,7 @@ class Transform:
 
         A value the transform cannot map exactly (off the decimal grid or the common step, NaN,
         +-inf, -0.0) becomes a patch: its bits are returned aside and z repeats the previous value.
-        Slips (lattices only, else zeros): value minus the lattice's straight line, |slip| <= MAX_SLIP.
+        Slips (lattices only, else zeros): value minus the lattice's straight line, |slip| <= MAX_CODED_SLIP.
         """
         slips = np.zeros(len(x), np.int64)
         if self.kind == "bits":
@@ -98,7 +99,7 @@ class Transform:
         if self.shift:
             d = self._lattice_index(k)
             slips = k - self._lattice_line(d)
-            bad |= np.abs(slips) > MAX_SLIP
+            bad |= np.abs(slips) > MAX_CODED_SLIP
             slips[bad] = 0
         else:
             d = k.view(np.uint64)
@@ -324,14 +325,19 @@ def fit_lattice(k: np.ndarray, *, complete: bool = True) -> tuple[int, int, int,
     """
     if len(k) < 64:
         return None
-    sample = np.unique(k[:: max(1, len(k) // 8192)])
-    if len(sample) > min(len(k), 8192) // 2:  # mostly distinct values: no lattice worth finding
+    # quick look at a sample: the smallest gaps give the spacing; on a lattice, (nearly) every gap
+    # is a whole multiple of it
+    sample_gaps = np.diff(np.unique(k[:: max(1, len(k) // 8192)]))
+    if len(sample_gaps) < 7:
         return None
-    sample_gaps = np.diff(sample)
-    if len(sample_gaps) < 7 or np.median(sample_gaps[sample_gaps <= 1.5 * np.percentile(sample_gaps, 5)]) < 1.5:
+    a0 = float(np.median(sample_gaps[sample_gaps <= 1.5 * np.percentile(sample_gaps, 5)]))
+    if a0 < 1.5:
         return None  # the smallest spacing is about 1: plain integers
+    ratio = sample_gaps / a0
+    if np.mean(np.abs(ratio - np.rint(ratio)) < 0.1 + 0.02 * ratio) < 0.8:
+        return None  # gaps of any size: no lattice
     u, counts = np.unique(k, return_counts=True)
-    if len(u) < 8 or len(u) > len(k) // 2 or (u[-1] - u[0]) / len(u) < 2.5:
+    if len(u) < 8 or (u[-1] - u[0]) / len(u) < 2.5:
         return None
     gaps = np.diff(u)
     a = float(np.median(gaps[gaps <= 1.5 * np.percentile(gaps, 5)]))
@@ -359,9 +365,14 @@ def fit_lattice(k: np.ndarray, *, complete: bool = True) -> tuple[int, int, int,
     offset = int(round(b * 2**shift)) + 2 ** (shift - 1)  # + 1/2: round to nearest
     base = (n_int * np.int64(step) + np.int64(offset)) >> np.int64(shift)
     corr = u - base
-    if np.abs(corr).max() > MAX_SLIP or len(np.unique(n_int)) != len(n_int):
+    # a point of the table holds one small slip; values off by more, or sharing a point with a more
+    # frequent value, have their slips coded in-band (they must stay rare to pay)
+    first = np.ones(len(u), bool)
+    first[1:] = n_int[1:] != n_int[:-1]  # u is sorted, so values of one point are adjacent
+    keep = first & (np.abs(corr) <= MAX_SLIP)
+    if counts[~keep].sum() > 0.02 * len(k):
         return None
-    listed = np.flatnonzero(corr) if complete else np.arange(len(u))
+    listed = np.flatnonzero(keep & (corr != 0)) if complete else np.flatnonzero(keep)
     if len(listed) > MAX_TABLE:
         return None
     # a stream pays for its table once per block: it must be worth it; a frame model's table is shared in advance
