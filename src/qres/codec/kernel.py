@@ -98,17 +98,17 @@ def scratch(n_items: int, n_values: int) -> tuple[np.ndarray, np.ndarray, np.nda
     if len(getattr(_scratch, "items", ())) < n_items:
         _scratch.items = np.empty(n_items, np.uint32)
         _scratch.out = np.empty(2 * n_items + 4, np.uint16)
-    if len(getattr(_scratch, "raw", ())) < 5 * n_values + 4:
-        _scratch.raw = np.empty(5 * n_values + 4, np.uint16)
+    if len(getattr(_scratch, "raw", ())) < 5 * n_values + 8:
+        _scratch.raw = np.empty(5 * n_values + 8, np.uint16)
     return _scratch.items, _scratch.out, _scratch.raw
 
 
-def encode(z, slips, params, repeat_rows, tag, y, hist) -> np.ndarray:
+def encode(z, slips, params, repeat_rows, tag, y, hist, head: int = 0, head_bits: int = 0) -> np.ndarray:
     """encode_block with this thread's scratch buffers."""
     n, nch = z.shape
     room = items_needed(n, nch)
     items, out, raw = scratch(room, n * nch)
-    return encode_block(z, slips, *params, repeat_rows, tag, y, hist, items[:room], out[: 2 * room + 4], raw)
+    return encode_block(z, slips, *params, repeat_rows, tag, y, hist, items[:room], out[: 2 * room + 4], raw, head, head_bits)
 
 
 @nb.njit(cache=True, inline="always")
@@ -130,19 +130,20 @@ def _slip_base(v, c, par, tab_at, tab_sl):
 
 
 @nb.njit(cache=True)
-def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, raw):
+def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, raw, head, head_bits):
     """The one loop both directions share, so encoder and decoder cannot drift apart.
 
     Encoding (decoding False): reads z and slips, writes y, the coded items (uint32, for the
     reverse rANS pass) and the raw-bit words; returns (0, items, raw words). Decoding: reads
     `words`, writes y and slips; returns (0 or an error code < 0, 0, 0). See encode_block and
-    decode_block for the buffers.
+    decode_block for the buffers. The raw-bit stream starts with `head_bits` (<= 32) bits of the
+    caller's: the encoder writes `head`, the decoder skips them (its caller has read them).
     """
     n, nch = y.shape
     m = 0  # encoder: items written
     rw = 0  # encoder: raw words written
-    bitbuf = np.uint64(0)  # encoder: raw bits not yet written
-    nbuf = 0
+    bitbuf = np.uint64(head)  # encoder: raw bits not yet written
+    nbuf = head_bits
     nw = words.shape[0]
     x = np.uint64(0)  # decoder: rANS state
     pos = 2  # decoder: next rANS word
@@ -153,6 +154,14 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
         if nw < 2:
             return -1, 0, 0
         x = (np.uint64(words[0]) << np.uint64(16)) | np.uint64(words[1])
+        while rn < head_bits:
+            if rp <= pos:
+                return -1, 0, 0
+            rp -= 1
+            racc |= np.uint64(words[rp]) << np.uint64(rn)
+            rn += 16
+        racc >>= np.uint64(head_bits)
+        rn -= head_bits
     mask15 = np.uint64(CDF_ONE - 1)
     energy = par[:, P_ENERGY0].copy()
     rep_p = np.int64(CDF_ONE >> 4)  # probability (of CDF_ONE) that a row repeats
@@ -361,14 +370,16 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
         if pos != rp or racc != np.uint64(0):
             return -4, 0, 0
         return 0, 0, 0
-    if nbuf > 0:
-        raw[rw] = np.uint16(bitbuf)
+    while nbuf > 0:
+        raw[rw] = np.uint16(bitbuf & np.uint64(0xFFFF))
         rw += 1
+        bitbuf >>= np.uint64(16)
+        nbuf -= 16
     return 0, m, rw
 
 
 @nb.njit(cache=True)
-def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, out, raw):
+def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, out, raw, head, head_bits):
     """Code rows z (n, C) int64 (and lattice slips (n, C)). Writes reconstructed values into y
     (which may be z itself in lossless mode); returns the uint16 words.
 
@@ -380,10 +391,12 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
     stored from the end of the output backwards, so a decoder reads both streams towards the middle.
     `cdf` is updated in place (the adapted state after the block); `seen` (C, NCTX) counts the
     symbols each context has coded (a young context adapts faster); hist (C, NCTX, NSYM) counts the
-    tokens coded in each context (for training a model's tables).
+    tokens coded in each context (for training a model's tables). The raw-bit stream starts with
+    the `head_bits` low bits of `head` (a frame's header).
     """
     _, m, rw = _code_block(
-        False, np.zeros(0, np.uint16), z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, raw
+        False, np.zeros(0, np.uint16), z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, raw,
+        head, head_bits,
     )
     words = rans_encode(items, m, RANS_L + (tag & 0xFFFF), out)
     full = np.empty(len(words) + rw, np.uint16)
@@ -394,8 +407,9 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
 
 
 @nb.njit(cache=True)
-def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, slips):
-    """Decode n rows into y (n, C) (lattice slips into slips (n, C)) from uint16 `words`.
+def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, slips, head_bits):
+    """Decode n rows into y (n, C) (lattice slips into slips (n, C)) from uint16 `words`, skipping
+    the first `head_bits` of the raw-bit stream (a frame's header, read by the caller).
 
     Returns the number of words (all of them), or an error code < 0 (see ERRORS).
     """
@@ -403,6 +417,6 @@ def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
     hist = np.zeros((nch, NCTX + 2, NSYM), np.int64)
     status, _, _ = _code_block(
         True, words, y, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist,
-        np.zeros(0, np.uint32), np.zeros(0, np.uint16),
+        np.zeros(0, np.uint32), np.zeros(0, np.uint16), 0, head_bits,
     )
     return status if status < 0 else words.shape[0]

@@ -77,11 +77,12 @@ def read_patches(r: Reader, n: int, nch: int) -> list[tuple[int, int, int]]:
 
 
 def encode_rows(
-    model: Model, columns: list[np.ndarray], bounds: np.ndarray | None = None, streams: tuple | None = None
+    model: Model, columns: list[np.ndarray], bounds: np.ndarray | None = None, streams: tuple | None = None, head: tuple[int, int] = (0, 0)
 ) -> tuple[bytes, list[np.ndarray]]:
     """Body bytes (patches + words) for equal-length columns, and the columns a decoder will rebuild.
 
-    `streams` may pass to_streams' result for these columns when the caller has it already.
+    `streams` may pass to_streams' result for these columns when the caller has it already;
+    `head` = (value, bits) starts the raw-bit stream (a frame's header).
     """
     nch = len(columns)
     if nch != model.n_channels:
@@ -93,7 +94,7 @@ def encode_rows(
     lossless = bounds is None or not np.any(bounds)
     y = z if lossless else np.empty_like(z)  # lossless: the rebuilt values are the values
     hist = np.zeros((nch, K.NCTX + 2, NSYM), np.int64)
-    words = K.encode(z, slips, model.kernel_params(bounds), model.repeat_rows, model.tag, y, hist)
+    words = K.encode(z, slips, model.kernel_params(bounds), model.repeat_rows, model.tag, y, hist, *head)
     body = bytearray()
     write_patches(body, patches)
     body += pack_words(words)
@@ -141,7 +142,7 @@ def stack(columns: list[np.ndarray]) -> np.ndarray:
 
 
 def decode_rows(
-    model: Model, r: Reader, n: int, bounds: np.ndarray | None = None, *, what: str = "block", names_model: bool = False
+    model: Model, r: Reader, n: int, bounds: np.ndarray | None = None, *, what: str = "block", names_model: bool = False, head_bits: int = 0
 ) -> list[np.ndarray]:
     """Decode n rows from the rest of reader `r` (patches then words, to the end).
 
@@ -160,7 +161,7 @@ def decode_rows(
     words = unpack_words(rest)
     y = np.zeros((n, nch), np.int64)
     slips = np.zeros((n, nch), np.int64)
-    status = -4 if words is None else K.decode_block(words, n, *model.kernel_params(bounds), model.repeat_rows, model.tag, y, slips)
+    status = -4 if words is None else K.decode_block(words, n, *model.kernel_params(bounds), model.repeat_rows, model.tag, y, slips, head_bits)
     if status < 0:
         if names_model:
             raise QresModelMismatch(f"{what}: does not decode with model {model.id} (coded with another model, or damaged)")
