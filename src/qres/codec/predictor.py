@@ -210,6 +210,7 @@ def seasonal_periods(parts: list[np.ndarray], max_period: int = 1024, count: int
 def _seasonal(parts: list[np.ndarray], first: LinearPredictor, n: int) -> list[LinearPredictor]:
     """`first` with one, then two seasonal lag pairs (P, P + 1) added, each kept only if it pays
     (fewest lags first: trial coding picks among them)."""
+    parts = parts[:2]  # two windows decide well enough, at half the cost
     short = list(range(1, first.order + 1))
     x, y = _design(parts, short)
     if not len(y):
@@ -217,7 +218,7 @@ def _seasonal(parts: list[np.ndarray], first: LinearPredictor, n: int) -> list[L
     best_cost = _cost_bits(y - x @ (np.array(first.short_weights) / Q16_ONE)) / len(y)
     lags: list[int] = []
     found: list[LinearPredictor] = []
-    for period in seasonal_periods(parts):
+    for period in seasonal_periods(parts, count=3):
         if len(lags) == 4 or period <= first.order + 1 or period + 1 >= n // 4 or period in lags or period + 1 in lags:
             continue
         cand = short + lags + [period, period + 1]
