@@ -24,7 +24,7 @@ from .table import Column, Table, read_csv, write_csv
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
-out = Console()
+out = Console() if sys.stdout.isatty() else Console(width=140)  # tables stay readable in logs
 
 PROGRESS_MIN_BYTES = 4 << 20  # show a progress bar for inputs at least this large
 
