@@ -1,9 +1,11 @@
 """Code a block of rows with a model: transforms, patches, the kernel, and back.
 
 The body of both a stream block and a frame is: patches (values the transforms could not map,
-stored exactly), then the kernel's rANS words. The caller writes the row count and header.
-Patches: uvarint count, then per patch uvarint channel, uvarint row delta (from the previous patch
-of any channel, rows ascending then channels), and the value's bits as u64 little-endian.
+stored exactly), then the coded words (rANS words, then raw-bit words stored from the end). The
+caller writes the row count and header, and leaves out an empty patch section when its header
+says there is none. Patches: uvarint count, then per patch uvarint channel, uvarint row delta (from
+the previous patch of any channel, rows ascending then channels), and the value's bits as u64
+little-endian.
 """
 
 from __future__ import annotations

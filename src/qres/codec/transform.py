@@ -187,8 +187,6 @@ class Transform:
         sl[: len(self.corrections)] = [c[1] for c in self.corrections]
         return at, sl, 1 if self.complete else 2
 
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "dtype": self.dtype, "decimals": self.decimals, "offset": self.offset, "step": self.step, "shift": self.shift, "corrections": [list(c) for c in self.corrections], "complete": self.complete}
 
 
 def _as_int64(x: np.ndarray) -> np.ndarray:
