@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import QresFormatError
 from . import kernel as K
-from .predictor import MAX_WARM, LinearPredictor, fit_linear
+from .predictor import MAX_WARM, PREDICTORS, LinearPredictor, fit_linear
 from .rans import CDF_ONE, NSYM, initial_cdf
 from .transform import Transform, fit_transform
 from .varint import Reader, put_svarint, put_uvarint
@@ -190,8 +190,8 @@ class Model:
                 {"kind": _KINDS[kind], "dtype": DTYPES[code], "decimals": decimals, "offset": offset, "step": step, "shift": shift, "corrections": corrections, "complete": complete}
             )
             pid = r.u8()
-            if pid != LinearPredictor.predictor_id:
-                raise r.fail(f"unknown predictor id {pid}")
+            if PREDICTORS.get(pid) is not LinearPredictor:  # the kernel runs linear predictors only, so far
+                raise r.fail(f"unknown predictor id {pid}" if pid not in PREDICTORS else f"predictor id {pid} has no codec kernel")
             pred = LinearPredictor.read(r)
             a, b = r.u8(), r.u8()
             shift, rate, merge, espeed = a & 15, a >> 4, b & 15, b >> 4

@@ -31,7 +31,11 @@ NARROW_LIMIT = 2**36  # |z| below this keeps Q16.16 products inside int64
 
 
 class Predictor(abc.ABC):
-    """Interface of every predictor a model can hold."""
+    """Interface of every predictor a model can hold.
+
+    A predictor kind registers itself with `register_predictor` under its one-byte id, so genes
+    can name it. (The codec kernel runs linear predictors; a new kind brings its own kernel path.)
+    """
 
     predictor_id: int
 
@@ -40,11 +44,33 @@ class Predictor(abc.ABC):
         """The predictor's state, as stored in a model (gene)."""
 
     @classmethod
-    @abc.abstractmethod
     def from_bytes(cls, data: bytes) -> "Predictor":
         """Parse `to_bytes` output; raises QresFormatError on anything malformed."""
+        r = Reader(data, what=f"{cls.__name__}")
+        pred = cls.read(r)
+        if r.remaining():
+            raise r.fail("trailing bytes")
+        return pred
+
+    @classmethod
+    @abc.abstractmethod
+    def read(cls, r: Reader) -> "Predictor":
+        """Parse one predictor from a Reader positioned at its bytes (QresFormatError if malformed)."""
 
 
+PREDICTORS: dict[int, type[Predictor]] = {}
+
+
+def register_predictor(cls: type[Predictor]) -> type[Predictor]:
+    """Class decorator: make a predictor kind readable from genes under its predictor_id."""
+    pid = cls.predictor_id
+    if pid in PREDICTORS and PREDICTORS[pid] is not cls:
+        raise ValueError(f"predictor id {pid} is taken by {PREDICTORS[pid].__name__}")
+    PREDICTORS[pid] = cls
+    return cls
+
+
+@register_predictor
 @dataclass(frozen=True)
 class LinearPredictor(Predictor):
     """Fixed-point linear prediction over lags (see module doc). Weights are Q16.16 int32 raws."""
@@ -74,14 +100,6 @@ class LinearPredictor(Predictor):
             put_uvarint(out, lag)
             put_svarint(out, w)
         return bytes(out)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> "LinearPredictor":
-        r = Reader(data, what="linear predictor")
-        pred = cls.read(r)
-        if r.remaining():
-            raise r.fail("trailing bytes")
-        return pred
 
     @classmethod
     def read(cls, r: Reader) -> "LinearPredictor":
