@@ -471,3 +471,11 @@ def test_encrypted_tampering_is_an_auth_error():
 def test_bad_key_length_rejected(key):
     with pytest.raises(ValueError):
         qres.compress(np.arange(10), key=key)
+
+
+def test_extreme_int64_columns_with_a_bound_and_as_frames():
+    """Regression: energies computed from wrapped int64 differences overflowed the model."""
+    x = np.array([[0, 1], [-(2**63), 1], [0, 0], [1, 0], [-(2**63) + 1, 1]], np.int64)
+    assert np.array_equal(qres.decompress(qres.compress(x, max_error=0.5)), x)
+    codec = qres.Codec(qres.Model.fit(x))
+    assert np.array_equal(codec.decode_frame(codec.encode_frame(x)), x)

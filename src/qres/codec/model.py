@@ -316,7 +316,9 @@ def _trial_words(z: np.ndarray, ch: ChannelModel, bound: int) -> int:
 
 
 def _energy(u: np.ndarray) -> int:
-    return int(min(2**40, 16 * float(np.mean(u)))) if len(u) else 0
+    """16 x the mean of u (an array of residual magnitudes), within 0..2^40."""
+    m = float(np.mean(u)) if len(u) else 0.0
+    return int(min(2.0**40, max(0.0, 16 * m))) if np.isfinite(m) else 2**40
 
 
 def fit_channel(z: np.ndarray, transform: Transform, *, frame_ready: bool, bound: int = 0) -> ChannelModel:
@@ -327,7 +329,7 @@ def fit_channel(z: np.ndarray, transform: Transform, *, frame_ready: bool, bound
     best_words = None
     # energy (16 x mean zigzagged residual) to start from: typical for frames, the opening's for streams
     head = z if frame_ready else z[:33]
-    energy0 = _energy(2 * np.abs(np.diff(head)).astype(np.float64)) if len(head) > 1 else 0
+    energy0 = _energy(2 * np.abs(np.diff(head.astype(np.float64)))) if len(head) > 1 else 0
     for pred in cands:
         if not frame_ready and len(z):
             pred = dataclasses.replace(pred, level=int(z[0]), warm_weights=())  # warm-up only pays in frames
@@ -352,8 +354,8 @@ def fit_channel(z: np.ndarray, transform: Transform, *, frame_ready: bool, bound
                 best, best_words = cand, words
     if frame_ready and len(z) > 1:
         p = best.predictor
-        first = 2 * np.abs(z - p.level).astype(np.float64)
-        settled = _energy(2 * np.abs(short_residual(z, p)).astype(np.float64))
+        first = 2 * np.abs(z.astype(np.float64) - p.level)
+        settled = _energy(2 * np.abs(short_residual(z, p).astype(np.float64)))
         best = ChannelModel(**{**best.__dict__, "level_energy": _energy(first), "energy0": settled})
     return best
 
