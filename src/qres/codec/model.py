@@ -6,9 +6,9 @@ trained CDF tables, so that a short frame starts from learned statistics instead
 
 Gene layout (all integers LEB128 varints unless noted):
   b"QG", version u8 (=1), channel count, flags u8 (bit 0: rows may repeat, bit 1: tables present)
-  per channel: u8 dtype code | kind << 4 | lattice << 6 | complete slip table << 7,
-               decimals (signed), offset (signed), step,
-               [if lattice: shift u8, slip count, then (index delta, signed slip) pairs],
+  per channel: u8 dtype code | kind << 4 | lattice << 7,
+               decimals (signed), offset (signed), step, [if rational: digits u8],
+               [if lattice: u8 shift | complete slip table << 7, slip count, then (index delta, signed slip) pairs],
                predictor id u8, predictor bytes, u8 shift | rate << 4, u8 merge | energy speed << 4,
                energy0, level energy
   if tables: per channel a u32 mask of the contexts stored, then per stored context NSYM-1
@@ -48,7 +48,7 @@ GENE_MAGIC = b"QG"
 GENE_VERSION = 1
 MAX_CHANNELS = 4096
 DTYPES = ("<i1", "<i2", "<i4", "<i8", "|u1", "<u1", "<u2", "<u4", "<u8", "<f4", "<f8", "|i1")
-_KINDS = ("int", "decimal", "bits", "binary")
+_KINDS = ("int", "decimal", "bits", "binary", "rational")
 SHIFTS = (2, 3, 4)
 RATES = (4, 5, 6)
 ESPEEDS = (0, 1, 2)
@@ -96,13 +96,15 @@ class Model:
         out.append(int(self.repeat_rows) | (2 if self.tables is not None else 0))
         for ch in self.channels:
             t = ch.transform
-            # dtype (4 bits), kind (2 bits), lattice (1 bit), complete slip table (1 bit)
-            out.append(_dtype_code(t.dtype) | _KINDS.index(t.kind) << 4 | bool(t.shift) << 6 | t.complete << 7)
+            # dtype (4 bits), kind (3 bits), lattice (1 bit)
+            out.append(_dtype_code(t.dtype) | _KINDS.index(t.kind) << 4 | bool(t.shift) << 7)
             put_svarint(out, t.decimals)
             put_svarint(out, t.offset if t.offset < 2**63 else t.offset - 2**64)
             put_uvarint(out, t.step)
+            if t.kind == "rational":
+                out.append(t.digits)
             if t.shift:
-                out.append(t.shift)
+                out.append(t.shift | t.complete << 7)  # shift <= 36
                 put_uvarint(out, len(t.corrections))
                 prev = -(2**24)
                 for n, c in t.corrections:
@@ -170,14 +172,17 @@ class Model:
         chans = []
         for _ in range(n):
             head = r.u8()
-            code, kind, lattice, complete = head & 15, head >> 4 & 3, head >> 6 & 1, bool(head >> 7)
-            if code >= len(DTYPES):
-                raise r.fail("unknown channel dtype")
+            code, kind, lattice = head & 15, head >> 4 & 7, head >> 7
+            if code >= len(DTYPES) or kind >= len(_KINDS):
+                raise r.fail("unknown channel dtype or kind")
             decimals, offset, step = r.svarint(), r.svarint(), r.uvarint()
+            digits = r.u8() if _KINDS[kind] == "rational" else 0
             shift = 0
+            complete = True
             corrections = []
             if lattice:
                 shift = r.u8()
+                complete, shift = bool(shift >> 7), shift & 127
                 if shift == 0:
                     raise r.fail("a lattice needs a shift")
                 prev = -(2**24)
@@ -187,7 +192,7 @@ class Model:
             from .transform import transform_from_dict
 
             t = transform_from_dict(
-                {"kind": _KINDS[kind], "dtype": DTYPES[code], "decimals": decimals, "offset": offset, "step": step, "shift": shift, "corrections": corrections, "complete": complete}
+                {"kind": _KINDS[kind], "dtype": DTYPES[code], "decimals": decimals, "offset": offset, "step": step, "shift": shift, "corrections": corrections, "complete": complete, "digits": digits}
             )
             pid = r.u8()
             if PREDICTORS.get(pid) is not LinearPredictor:  # the kernel runs linear predictors only, so far
@@ -286,7 +291,7 @@ class Model:
         """
         arr = as_2d(values)
         columns = [np.ascontiguousarray(arr[:, c]) for c in range(arr.shape[1])]
-        transforms = [fit_transform(col, complete=not tables) for col in columns]
+        transforms = [fit_transform(col, complete=not tables, averages=tables) for col in columns]
         return fit_columns(columns, transforms, tables=tables, bounds=bounds)
 
 

@@ -73,7 +73,8 @@ def _round_sig(num: int, den: int, digits: int) -> float:
     return sign * (q / 10**keep if keep >= 0 else float(q * 10**-keep))
 
 
-def _misses(x: np.ndarray, rule: Rational) -> np.ndarray:
+def misses(x: np.ndarray, rule: Rational) -> np.ndarray:
+    """Mask of the values `rule` does not reproduce exactly (they become patches)."""
     n = np.rint(x * float(rule.denominator))
     ok = np.isfinite(n) & (np.abs(n) < 2**53)
     n = np.where(ok, n, 0).astype(np.int64)
@@ -97,15 +98,15 @@ def find(x: np.ndarray, decimals: int) -> Rational | None:
                 return None
             for digits in digit_options:
                 rule = Rational(d, mult, digits)
-                if _misses(sample[:32], rule).mean() <= 0.1 and _misses(sample, rule).mean() <= MAX_PATCH_FRACTION:
-                    if _misses(x, rule).mean() <= MAX_PATCH_FRACTION:
+                if misses(sample[:32], rule).mean() <= 0.1 and misses(sample, rule).mean() <= MAX_PATCH_FRACTION:
+                    if misses(x, rule).mean() <= MAX_PATCH_FRACTION:
                         return rule
     return None
 
 
 def split(x: np.ndarray, rule: Rational) -> tuple[np.ndarray, np.ndarray, list[list]]:
     """(quotient, remainder, patches [[row, hex bits], ...]) of a column under `rule`."""
-    bad = _misses(x, rule)
+    bad = misses(x, rule)
     n = np.rint(np.where(bad, 0.0, x) * float(rule.denominator)).astype(np.int64)
     if bad.any():
         idx = np.where(bad, 0, np.arange(len(n)))

@@ -8,6 +8,9 @@
   like the float, so nearby values stay nearby; bit-exact by construction.
 - ``binary`` (error-bounded mode only): z = round(x * 2^m), so x is within 2^-m / 2 of z * 2^-m, and
   the inverse is an exact power-of-two scaling. `decimals` holds m.
+- ``rational`` (models for frames): averaged readings, x = n / (10^d L) printed with P significant
+  digits (see rational.py); z = n - offset, `decimals` holds d, `step` L and `digits` P. (Array
+  files split such a column in two instead, which codes better over long streams.)
 
 A transform is data-fitted on the encoder side and written into the model; the decoder only applies
 `inverse`. Error-bounded mode needs a uniform integer grid: `quantum` is the size in the channel's
@@ -21,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import QresFormatError
+from . import rational
 
-KINDS = ("int", "decimal", "bits", "binary")
+KINDS = ("int", "decimal", "bits", "binary", "rational")
 LATTICE_INDEX_LIMIT = 2**24  # |lattice index| bound, so index * step stays inside int64
 LATTICE_MAX_SHIFT = 36
 MAX_SLIP = 2  # a lattice point's slip a table may record
@@ -64,11 +68,12 @@ class Transform:
     shift: int = 0  # > 0: a lattice, k = ((z * step + offset) >> shift) + correction(z) (see fit_lattice)
     corrections: tuple[tuple[int, int], ...] = ()  # lattice points (z, slip) off the straight line
     complete: bool = True  # corrections list every slip (else: every lattice point seen, see module doc)
+    digits: int = 0  # rational kind: significant digits P of the printed values (0: nearest double)
 
     @property
     def quantum(self) -> float | None:
         """Size in channel units of one integer step of z (None when the map is not a uniform grid)."""
-        if self.kind == "bits" or self.shift:
+        if self.kind in ("bits", "rational") or self.shift:
             return None
         if self.kind == "binary":
             return self.step * 2.0**-self.decimals
@@ -84,7 +89,11 @@ class Transform:
         slips = np.zeros(len(x), np.int64)
         if self.kind == "bits":
             return float_bits_to_ordered(x), np.zeros(0, np.int64), np.zeros(0, np.uint64), slips
-        if self.kind == "int":
+        if self.kind == "rational":
+            rule = self._rule
+            bad = rational.misses(x, rule)
+            k = np.rint(np.where(bad, 0.0, x) * float(rule.denominator)).astype(np.int64)
+        elif self.kind == "int":
             k = _as_int64(x)
             bad = np.zeros(len(k), bool)
         elif self.kind == "binary":
@@ -108,7 +117,7 @@ class Transform:
             else:
                 d -= np.uint64(self.offset % 2**64)
             d = d.view(np.int64)
-            if self.step != 1:
+            if self.step != 1 and self.kind != "rational":  # a rational's step is its multiplier
                 bad |= (d % np.int64(self.step)) != 0
                 d //= np.int64(self.step)
         if not bad.any():
@@ -132,6 +141,10 @@ class Transform:
         dtype = np.dtype(self.dtype)
         if self.kind == "bits":
             return ordered_to_float_bits(z, dtype)
+        if self.kind == "rational":
+            k = z.astype(np.int64) + np.int64(self.offset)
+            out = self._rule.values(k).astype(dtype)
+            return self._patch(out, patch_pos, patch_bits, dtype)
         if self.shift:
             k = self._lattice_line(z.astype(np.int64)) + (0 if slips is None else slips)
         else:
@@ -146,6 +159,9 @@ class Transform:
             out = np.ldexp(k.astype(np.float64), -self.decimals).astype(dtype)
         else:
             out = (k.astype(np.float64) / np.float64(10.0**self.decimals)).astype(dtype)
+        return self._patch(out, patch_pos, patch_bits, dtype)
+
+    def _patch(self, out: np.ndarray, patch_pos: np.ndarray, patch_bits: np.ndarray, dtype: np.dtype) -> np.ndarray:
         if len(patch_pos):
             if patch_pos.min() < 0 or patch_pos.max() >= len(out):
                 raise QresFormatError(f"patch position out of range 0..{len(out) - 1}")
@@ -155,6 +171,10 @@ class Transform:
                 view = out.view(np.uint32 if dtype == np.float32 else np.uint64)
                 view[patch_pos] = patch_bits.astype(view.dtype)
         return out
+
+    @property
+    def _rule(self) -> rational.Rational:
+        return rational.Rational(self.decimals, self.step, self.digits)
 
     def stream_range(self) -> tuple[int, int]:
         """(lowest, highest) z whose value fits the dtype: what error-bounded decoding may produce."""
@@ -235,11 +255,14 @@ def _common_step(k: np.ndarray) -> tuple[int, int]:
     return offset, step
 
 
-def fit_transform(x: np.ndarray, *, max_patch_fraction: float = 0.02, lattice: bool = True, complete: bool = True) -> Transform:
+def fit_transform(
+    x: np.ndarray, *, max_patch_fraction: float = 0.02, lattice: bool = True, complete: bool = True, averages: bool = False
+) -> Transform:
     """Choose the transform of one channel (1-D array of an integer or float dtype).
 
     `lattice` allows a non-integer grid (see fit_lattice); error-bounded coding turns it off.
     `complete=False` fits a lattice for data not seen yet (frames): its table lists every point seen.
+    `averages` allows the rational kind for averaged readings (models for frames).
     """
     dtype = x.dtype.str
     if np.issubdtype(x.dtype, np.integer):
@@ -264,6 +287,11 @@ def fit_transform(x: np.ndarray, *, max_patch_fraction: float = 0.02, lattice: b
             break
         k, bad = _decimal_ints(x, d)
         if int(bad.sum()) <= limit:
+            rule = rational.find(x, d) if averages and x.dtype == np.float64 else None
+            if rule is not None:
+                n = np.rint(x[~rational.misses(x, rule)] * float(rule.denominator)).astype(np.int64)
+                mid = int(np.sort(n)[len(n) // 2]) if len(n) else 0
+                return Transform("rational", dtype, rule.decimals, mid, rule.multiplier, digits=rule.digits)
             good = k[~bad]
             found = fit_lattice(good, complete=complete) if lattice else None
             if found:
@@ -280,6 +308,7 @@ def transform_from_dict(d: dict) -> Transform:
         dtype = np.dtype(d["dtype"])
         decimals, offset, step = int(d["decimals"]), int(d["offset"]), int(d["step"])
         shift = int(d.get("shift", 0))
+        digits = int(d.get("digits", 0))
         corrections = tuple((int(n), int(c)) for n, c in d.get("corrections", ()))
         complete = bool(d.get("complete", True))
     except (KeyError, TypeError, ValueError) as exc:
@@ -298,7 +327,9 @@ def transform_from_dict(d: dict) -> Transform:
     at = [n for n, _ in corrections]
     if corrections and (not shift or at != sorted(set(at)) or len(at) > MAX_TABLE or any(abs(n) > LATTICE_INDEX_LIMIT or abs(c) > MAX_SLIP for n, c in corrections)):
         raise QresFormatError("channel lattice corrections out of range or out of order")
-    return Transform(kind, dtype.str, decimals, offset, step, shift, corrections, complete)
+    if kind == "rational" and (dtype != np.float64 or not 0 <= decimals <= 9 or step > 10**6 or digits not in (0, 15, 16, 17)):
+        raise QresFormatError(f"rational transform out of range: decimals={decimals} multiplier={step} digits={digits}")
+    return Transform(kind, dtype.str, decimals, offset, step, shift, corrections, complete, digits if kind == "rational" else 0)
 
 
 def binary_transform(x: np.ndarray, max_error: float) -> Transform:
