@@ -25,6 +25,7 @@ MAX_BLOCK_VALUES = 1 << 22  # rows x channels a single block may hold (bounds de
 # refuses row counts beyond this before allocating anything, so a short hostile block cannot claim
 # millions of rows.
 VALUES_PER_WORD = 24300
+MAX_RATIONAL_VALUES = 1 << 16  # values of rational channels one block may rebuild (a frame's worth)
 ROWS_PER_WORD = 5700
 
 
@@ -155,6 +156,9 @@ def decode_rows(
     nch = model.n_channels
     if n * nch > MAX_BLOCK_VALUES:
         raise r.fail(f"{n} rows x {nch} channels exceed the {MAX_BLOCK_VALUES}-value block limit")
+    averaged = sum(ch.transform.kind == "rational" for ch in model.channels)
+    if n * averaged > MAX_RATIONAL_VALUES:  # their values are rebuilt with big-integer arithmetic
+        raise r.fail(f"{n} rows of averaged readings exceed the {MAX_RATIONAL_VALUES}-value limit")
     patches = read_patches(r, n, nch)
     rest = r.take(r.remaining())
     most = (ROWS_PER_WORD if model.repeat_rows else VALUES_PER_WORD // nch) * (len(rest) // 2 + 2)
