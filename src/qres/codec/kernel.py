@@ -112,6 +112,35 @@ def encode(z, slips, params, repeat_rows, tag, y, hist, head: int = 0, head_bits
 
 
 @nb.njit(cache=True, inline="always")
+def _take_bits(words, pos, rp, racc, rn, b):
+    """Read b (<= 32) raw bits from the raw stream (words read from the end, not below pos).
+
+    Returns (ok, value, rp, racc, rn); ok is False when the raw stream would cross the rANS words.
+    """
+    while rn < b:
+        if rp <= pos:
+            return False, np.uint64(0), rp, racc, rn
+        rp -= 1
+        racc |= np.uint64(words[rp]) << np.uint64(rn)
+        rn += 16
+    value = racc & np.uint64((1 << b) - 1)
+    return True, value, rp, racc >> np.uint64(b), rn - b
+
+
+@nb.njit(cache=True, inline="always")
+def _put_bits(raw, rw, bitbuf, nbuf, value, b):
+    """Append the b (<= 32) low bits of value to the raw stream; returns (rw, bitbuf, nbuf)."""
+    bitbuf |= (value & np.uint64((1 << b) - 1)) << np.uint64(nbuf)
+    nbuf += b
+    while nbuf >= 16:
+        raw[rw] = np.uint16(bitbuf & np.uint64(0xFFFF))
+        rw += 1
+        bitbuf >>= np.uint64(16)
+        nbuf -= 16
+    return rw, bitbuf, nbuf
+
+
+@nb.njit(cache=True, inline="always")
 def _slip_base(v, c, par, tab_at, tab_sl):
     """(CDF row, slip the table predicts) for lattice point v of channel c."""
     lo = 0
@@ -154,14 +183,9 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
         if nw < 2:
             return -1, 0, 0
         x = (np.uint64(words[0]) << np.uint64(16)) | np.uint64(words[1])
-        while rn < head_bits:
-            if rp <= pos:
-                return -1, 0, 0
-            rp -= 1
-            racc |= np.uint64(words[rp]) << np.uint64(rn)
-            rn += 16
-        racc >>= np.uint64(head_bits)
-        rn -= head_bits
+        ok, _, rp, racc, rn = _take_bits(words, pos, rp, racc, rn, head_bits)
+        if not ok:
+            return -1, 0, 0
     mask15 = np.uint64(CDF_ONE - 1)
     energy = par[:, P_ENERGY0].copy()
     rep_p = np.int64(CDF_ONE >> 4)  # probability (of CDF_ONE) that a row repeats
@@ -247,15 +271,10 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
                     x = (x << np.uint64(16)) | np.uint64(words[pos])
                     pos += 1
                 if tok == ESCAPE:
-                    while rn < 7:
-                        if rp <= pos:
-                            return -1, 0, 0
-                        rp -= 1
-                        racc |= np.uint64(words[rp]) << np.uint64(rn)
-                        rn += 16
-                    nbits = np.int64(racc & np.uint64(127))
-                    racc >>= np.uint64(7)
-                    rn -= 7
+                    ok, got_bits, rp, racc, rn = _take_bits(words, pos, rp, racc, rn, 7)
+                    if not ok:
+                        return -1, 0, 0
+                    nbits = np.int64(got_bits)
                     if nbits <= MAX_TOKEN_BITS or nbits - 1 + k > 63:
                         return -2, 0, 0
                     nraw = nbits - 1 + k
@@ -269,15 +288,10 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
                 got = 0
                 while nraw > 0:  # raw bits, least significant chunk first
                     b = nraw if nraw < 32 else 32
-                    while rn < b:
-                        if rp <= pos:
-                            return -1, 0, 0
-                        rp -= 1
-                        racc |= np.uint64(words[rp]) << np.uint64(rn)
-                        rn += 16
-                    u |= (racc & np.uint64((1 << b) - 1)) << np.uint64(got)
-                    racc >>= np.uint64(b)
-                    rn -= b
+                    ok, chunk, rp, racc, rn = _take_bits(words, pos, rp, racc, rn, b)
+                    if not ok:
+                        return -1, 0, 0
+                    u |= chunk << np.uint64(got)
                     got += b
                     nraw -= b
                 r = unzigzag(u)
@@ -301,22 +315,13 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
                 items[m] = cdf_item(cdf[c, ci, tok], cdf[c, ci, tok + 1] - cdf[c, ci, tok])
                 m += 1
                 nraw = ex + k
-                if tok == ESCAPE:
-                    bitbuf |= np.uint64(ex + 1) << np.uint64(nbuf)  # the bit length of v
-                    nbuf += 7
+                if tok == ESCAPE:  # the bit length of v
+                    rw, bitbuf, nbuf = _put_bits(raw, rw, bitbuf, nbuf, np.uint64(ex + 1), 7)
                 rest = u
-                while True:  # raw bits: the low nraw bits of u, least significant chunk first
-                    while nbuf >= 16:
-                        raw[rw] = np.uint16(bitbuf & np.uint64(0xFFFF))
-                        rw += 1
-                        bitbuf >>= np.uint64(16)
-                        nbuf -= 16
-                    if nraw == 0:
-                        break
+                while nraw > 0:  # raw bits: the low nraw bits of u, least significant chunk first
                     b = nraw if nraw < 32 else 32
-                    bitbuf |= (rest & np.uint64((1 << b) - 1)) << np.uint64(nbuf)
+                    rw, bitbuf, nbuf = _put_bits(raw, rw, bitbuf, nbuf, rest, b)
                     rest >>= np.uint64(b)
-                    nbuf += b
                     nraw -= b
             update_cdf(cdf, c, ci, tok, _rate(seen, c, ci, par[c, P_RATE]))
             if t > 0:  # the first value (predicted from the level) says nothing about the noise
@@ -337,16 +342,10 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
                     if sym > SLIP_ESCAPE:
                         return -2, 0, 0
                     if sym == SLIP_ESCAPE:  # a far slip: its offset from the table's, zigzagged, in raw bits
-                        while rn < SLIP_RAW_BITS:
-                            if rp <= pos:
-                                return -1, 0, 0
-                            rp -= 1
-                            racc |= np.uint64(words[rp]) << np.uint64(rn)
-                            rn += 16
-                        far = unzigzag(racc & np.uint64((1 << SLIP_RAW_BITS) - 1))
-                        racc >>= np.uint64(SLIP_RAW_BITS)
-                        rn -= SLIP_RAW_BITS
-                        slips[t, c] = sbase + far
+                        ok, far, rp, racc, rn = _take_bits(words, pos, rp, racc, rn, SLIP_RAW_BITS)
+                        if not ok:
+                            return -1, 0, 0
+                        slips[t, c] = sbase + unzigzag(far)
                     else:
                         slips[t, c] = sbase + sym - SLIP_SPAN
                 else:
@@ -356,13 +355,7 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
                     m += 1
                     hist[c, srow, sym] += 1
                     if sym == SLIP_ESCAPE:
-                        bitbuf |= zigzag(off) << np.uint64(nbuf)
-                        nbuf += SLIP_RAW_BITS
-                        while nbuf >= 16:
-                            raw[rw] = np.uint16(bitbuf & np.uint64(0xFFFF))
-                            rw += 1
-                            bitbuf >>= np.uint64(16)
-                            nbuf -= 16
+                        rw, bitbuf, nbuf = _put_bits(raw, rw, bitbuf, nbuf, zigzag(off), SLIP_RAW_BITS)
                 update_cdf(cdf, c, srow, sym, _rate(seen, c, srow, par[c, P_RATE]))
     if decoding:
         if x != np.uint64(RANS_L + (tag & 0xFFFF)):
