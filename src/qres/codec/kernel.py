@@ -260,6 +260,8 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
                 ci = NCTX - 1
             bound = par[c, P_BOUND]
             if decoding:
+                # (decoding a symbol is written out here and for slips below: as a helper taking the
+                # CDF array it measured 7% slower)
                 slot = np.int64(x & mask15)
                 tok = 0
                 while tok < NSYM - 1 and cdf[c, ci, tok + 1] <= slot:
