@@ -18,12 +18,12 @@ from rich.table import Table as RichTable
 from . import datasets
 from .codec import container as ct
 from .codec.model import Model
-from .codec.stream import compress_columns, decompress_columns, read_manifest
+from .codec.stream import block_bounds, compress_columns, decompress_columns, read_manifest
 from .errors import QresError
 from .table import Column, Table, read_csv, write_csv
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console(stderr=True)
+console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=140)
 out = Console() if sys.stdout.isatty() else Console(width=140)  # tables stay readable in logs
 
 PROGRESS_MIN_BYTES = 4 << 20  # show a progress bar for inputs at least this large
@@ -189,16 +189,23 @@ def info(
     extra = manifest.get("extra") or {}
     names = {e.get("channel"): e.get("name") for e in extra.get("columns", []) if "channel" in e}
     first_model = next((b for b in parsed if isinstance(b, ct.EpiphanyBlock)), None)
+    first_residual = next((b for b in parsed if isinstance(b, ct.ResidualBlock)), None)
     chans = []
     if first_model is not None:
         try:
+            nch = len(Model.from_bytes(first_model.model).channels)
+            bounds = block_bounds(header, manifest, first_residual, nch) if first_residual else None
             model = Model.from_bytes(first_model.model)
             for i, ch in enumerate(model.channels):
                 t, p = ch.transform, ch.predictor
-                chans.append({
+                entry = {
                     "channel": i, "name": names.get(i, f"c{i}"), "dtype": str(np.dtype(t.dtype)), "transform": t.kind,
                     "decimals": t.decimals, "step": t.step, "order": p.order, "seasonal_lags": list(p.full_lags),
-                })
+                }
+                if bounds is not None:  # the bound a decoded value keeps, in the column's units
+                    q = t.quantum
+                    entry["max_error"] = None if q is None else (bounds[i] + (0.5 if t.kind == "binary" else 0)) * q
+                chans.append(entry)
         except QresError as exc:
             chans.append({"error": str(exc)})
     rows = manifest.get("rows", 0)

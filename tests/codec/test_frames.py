@@ -275,3 +275,18 @@ def test_decoding_with_a_model_of_other_channel_count_raises_model_mismatch():
 def test_codec_needs_a_model():
     with pytest.raises(TypeError):
         qres.Codec(b"not a model")
+
+
+def test_frame_rows_setting_decides_the_one_bit_header():
+    x = np.cumsum(np.random.default_rng(7).integers(-20, 21, 4000)).astype(np.int32)
+    model = qres.Model.fit(x[:1000])
+    usual, other = qres.Codec(model, frame_rows=32), qres.Codec(model)
+    short = usual.encode_frame(x[1000:1032])
+    assert np.array_equal(usual.decode_frame(short), x[1000:1032])
+    # the same rows as an unusual size for a 64-row codec: a longer header, same values
+    longer = other.encode_frame(x[1000:1032])
+    assert len(longer) >= len(short)
+    assert np.array_equal(other.decode_frame(longer), x[1000:1032])
+    # a decoder that expects another usual size reads a different row count: it must not pass silently
+    with pytest.raises((qres.QresModelMismatch, qres.QresFormatError)):
+        other.decode_frame(short)

@@ -284,6 +284,16 @@ def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[n
     return _join_rational(cols, m), m
 
 
+def block_bounds(header: ct.Header, manifest: dict, residual: ct.ResidualBlock, nch: int) -> list[int] | None:
+    """The integer error bounds B of a Residual block's columns (None for an exact file)."""
+    if not manifest["lossy"]:
+        return None
+    r = Reader(residual.payload, what="block")
+    if not header.solid:
+        r.uvarint()
+    return [r.uvarint(2**40) for _ in range(nch)]
+
+
 def _split_rational(columns: list[np.ndarray]) -> tuple[list[np.ndarray], list[list]]:
     """Replace averaged-reading columns (see rational.py) by quotient columns, remainders appended.
 
