@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import QresFormatError
 from ..fixed import Q16_ONE, to_q16
 from .varint import Reader, put_svarint, put_uvarint
 

@@ -343,10 +343,7 @@ def compress(
     encrypts the file with AES-256-GCM; `checksum` adds a CRC32 to every block.
     """
     arr = np.asarray(values)
-    shape = list(arr.shape)
     arr2 = as_2d(arr)
-    if arr2.shape[0] == 0:
-        arr2 = arr2.reshape(0, arr2.shape[1])
     cols = [arr2[:, c] for c in range(arr2.shape[1])]
     big = arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and np.little_endian is False)
     return compress_columns(cols, max_error=max_error, key=key, checksum=checksum, rank=arr.ndim, big_endian=big)
