@@ -1,0 +1,5 @@
+"""The swarm rules (sans-I/O): packets, aggregation, reputation, regimes, energy, and the simulator.
+
+Pure functions and small state objects over arrays with a leading node axis, so a daemon runs one
+node and the simulator runs thousands through the same code (see ../shared/DESIGN.md).
+"""
