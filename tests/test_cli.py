@@ -309,3 +309,24 @@ def test_damaged_files_to_decompress(tmp_path):
         assert isinstance(r.exception, SystemExit), f"{fname}: {r.exception!r}"
         assert r.stderr.lower().startswith("error:"), f"{fname}: {r.stderr!r}"
     _one_line_error(_cli("decompress", tmp_path / "flipped.qres", "-o", tmp_path / "out.csv"))
+
+
+def test_regimes_command_lists_changes_and_rejects_unknown_columns(tmp_path):
+    import json as _json
+    import subprocess
+    import sys
+
+    from qres import datasets
+
+    src = str(datasets.path("occupancy"))
+    run = subprocess.run(
+        [sys.executable, "-m", "qres.cli", "regimes", src, "--column", "co2_ppm", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    changes = _json.loads(run.stdout)["changes"]
+    assert changes[0] == [0, "calm"] and any(r == "storm" for _, r in changes)
+    bad = subprocess.run(
+        [sys.executable, "-m", "qres.cli", "regimes", src, "--column", "nope"], capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode != 0 and "no numeric column named 'nope'" in bad.stderr

@@ -273,6 +273,39 @@ def bench(
 
 
 @app.command()
+def regimes(
+    input: Path = typer.Argument(..., help="CSV file with a header row", exists=True, dir_okay=False),
+    column: Optional[str] = typer.Option(None, "--column", help="numeric column to watch (default: the first one)"),
+    as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON"),
+) -> None:
+    """Print where a stream changes regime (calm, prestorm, storm) under the swarm's hysteresis rules."""
+    from .swarm import detect_regimes
+
+    try:
+        table = read_csv(input)
+    except (QresError, OSError) as exc:
+        _fail(f"{input}: {exc}")
+    numeric = [c for c in table.columns if c.kind in ("int", "float")]
+    if column is not None:
+        numeric = [c for c in numeric if c.name == column]
+        if not numeric:
+            _fail(f"{input}: no numeric column named {column!r} (numeric: {', '.join(c.name for c in table.columns if c.kind in ('int', 'float'))})")
+    if not numeric:
+        _fail(f"{input}: no numeric column")
+    col = numeric[0]
+    changes = detect_regimes(np.asarray(col.values, dtype=np.float64))
+    if as_json:
+        out.print_json(json.dumps({"file": str(input), "column": col.name, "changes": changes}))
+        return
+    t = RichTable(title=f"regimes of {col.name} ({len(col.values):,} values)")
+    t.add_column("from row", justify="right")
+    t.add_column("regime")
+    for index, regime in changes:
+        t.add_row(str(index), regime)
+    out.print(t)
+
+
+@app.command()
 def demo() -> None:
     """Compress every bundled dataset through the CLI path, check the round trip, compare with the peers."""
     from . import benchmark
