@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
 
+from qres.swarm.regime import CALM, PRESTORM, STORM
+
 from qres.fixed import Q16_ONE, to_q16
 from qres.swarm.energy import (
-    CALM,
     ESP32_C6,
     PI_ZERO_2W,
-    PRESTORM,
-    STORM,
     EnergyPool,
     gossip_allowed,
     solar_mw,

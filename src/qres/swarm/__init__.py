@@ -4,6 +4,23 @@ Pure functions and small state objects over arrays with a leading node axis, so 
 node and the simulator runs thousands through the same code (see ../shared/DESIGN.md).
 """
 
+from .aggregate import Adaptive, Krum, Mean, Median, MultiKrum, ReputationWeighted, TrimmedMean
+from .packets import Ban, GhostUpdate, Reassembler, RegimeVote, decode_packet, fragment
 from .regime import detect_regimes
 
-__all__ = ["detect_regimes"]
+__all__ = [
+    "Adaptive",
+    "Ban",
+    "GhostUpdate",
+    "Krum",
+    "Mean",
+    "Median",
+    "MultiKrum",
+    "Reassembler",
+    "RegimeVote",
+    "ReputationWeighted",
+    "TrimmedMean",
+    "decode_packet",
+    "detect_regimes",
+    "fragment",
+]

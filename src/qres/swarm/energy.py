@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..fixed import Q16_ONE, q16_mul
+from .regime import CALM
 
-CALM, PRESTORM, STORM = 0, 1, 2
-WAKE_INTERVAL_S = np.array([4 * 3600, 10 * 60, 30], np.int64)  # by regime
+WAKE_INTERVAL_S = np.array([4 * 3600, 10 * 60, 30], np.int64)  # by regime: CALM, PRESTORM, STORM
 LOW_ENERGY_Q16 = Q16_ONE // 10  # below 10% charge: the Calm interval whatever the regime
 UJ_PER_MWS = 1000  # microjoules in one milliwatt-second
 

@@ -35,6 +35,7 @@ from typing import ClassVar
 
 from ..codec.varint import Reader
 from ..errors import QresFormatError
+from . import regime
 from ..fixed import Q16_MAX, Q16_MIN, Q16_ONE, Bfp16, q16_mul
 
 MAGIC = b"QS"
@@ -74,11 +75,11 @@ class BanReason(IntEnum):
 
 
 class Regime(IntEnum):
-    """Swarm regime (the RegimeVote packet's regime byte); same numbering as ``qres.swarm.energy``."""
+    """Swarm regime (the RegimeVote packet's regime byte), numbered as in ``qres.swarm.regime``."""
 
-    CALM = 0
-    PRESTORM = 1
-    STORM = 2
+    CALM = regime.CALM
+    PRESTORM = regime.PRESTORM
+    STORM = regime.STORM
 
 
 # ---------------------------------------------------------------------------------------------
