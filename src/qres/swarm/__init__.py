@@ -7,6 +7,7 @@ node and the simulator runs thousands through the same code (see ../shared/DESIG
 from .aggregate import Adaptive, Krum, Mean, Median, MultiKrum, ReputationWeighted, TrimmedMean
 from .packets import Ban, GhostUpdate, Reassembler, RegimeVote, decode_packet, fragment
 from .regime import detect_regimes
+from .reputation import Reputation, cartel_groups, grubbs_outliers
 
 __all__ = [
     "Adaptive",
@@ -17,10 +18,13 @@ __all__ = [
     "Median",
     "MultiKrum",
     "Reassembler",
+    "Reputation",
     "RegimeVote",
     "ReputationWeighted",
     "TrimmedMean",
+    "cartel_groups",
     "decode_packet",
     "detect_regimes",
     "fragment",
+    "grubbs_outliers",
 ]

@@ -1,0 +1,184 @@
+"""Reputation: evidence-based scores in [0, 1] (Q16.16), bans, and the evidence tests.
+
+Every node starts at 0.5; evidence raises or lowers the score and a node below 0.2 is banned.
+A ban reported by enough trusted peers spreads. Evidence comes from each round's updates: a
+Grubbs test (alpha = 0.01) flags updates whose distance to the coordinate-wise median is an
+outlier, and a cartel check groups suspects whose deviations point the same way, so that more than
+three linked suspects are banned together.
+
+Scores are integers; the statistics behind the evidence are float64 (the same IEEE operations
+everywhere), and a decision is only taken with a margin, never on a tie.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..fixed import Q16_ONE, to_q16
+
+START = Q16_ONE // 2  # every node starts at 0.5
+BAN_BELOW = int(to_q16(0.2))
+TRUSTED_ABOVE = int(to_q16(0.8))
+REWARD = int(to_q16(0.02))  # per round of good evidence
+PENALTY = int(to_q16(0.15))  # per round of bad evidence
+CARTEL_MIN = 4  # more than three linked suspects are banned as a group
+CARTEL_COSINE = 0.9
+
+
+class Reputation:
+    """Scores (int32 Q16.16) and bans of n nodes, as one node (or the simulator) keeps them."""
+
+    def __init__(self, n: int):
+        self.score = np.full(n, START, np.int32)
+        self.banned = np.zeros(n, bool)
+
+    def trusted(self) -> np.ndarray:
+        """Nodes above 0.8 and not banned."""
+        return (self.score > TRUSTED_ABOVE) & ~self.banned
+
+    def reward(self, mask: np.ndarray, amount_q16: int = REWARD) -> None:
+        """Raise the scores of `mask` (saturating at 1.0); banned nodes stay banned."""
+        self.score = np.minimum(self.score.astype(np.int64) + amount_q16 * np.asarray(mask), Q16_ONE).astype(np.int32)
+
+    def penalise(self, mask: np.ndarray, amount_q16: int = PENALTY) -> None:
+        """Lower the scores of `mask` (not below 0); a score below 0.2 bans the node."""
+        self.score = np.maximum(self.score.astype(np.int64) - amount_q16 * np.asarray(mask), 0).astype(np.int32)
+        self.banned |= self.score < BAN_BELOW
+
+    def ban(self, mask: np.ndarray) -> None:
+        """Ban outright (a cartel, or a ban adopted from peers)."""
+        self.banned |= np.asarray(mask, bool)
+        self.score = np.where(self.banned, np.minimum(self.score, BAN_BELOW - 1), self.score).astype(np.int32)
+
+    def adopt_bans(self, voters: np.ndarray, targets: np.ndarray, quorum: int = 3) -> np.ndarray:
+        """Spread bans: ban every target reported by at least `quorum` distinct trusted voters.
+
+        `voters[i]` reported `targets[i]` (node indices). Returns the newly banned mask.
+        """
+        n = len(self.score)
+        voters = np.asarray(voters, np.int64)
+        targets = np.asarray(targets, np.int64)
+        ok = (voters >= 0) & (voters < n) & (targets >= 0) & (targets < n) & (voters != targets)
+        voters, targets = voters[ok], targets[ok]
+        keep = self.trusted()[voters]
+        pairs = np.unique(np.stack([targets[keep], voters[keep]], axis=1), axis=0) if keep.any() else np.zeros((0, 2), np.int64)
+        counts = np.bincount(pairs[:, 0], minlength=n) if len(pairs) else np.zeros(n, np.int64)
+        new = (counts >= quorum) & ~self.banned
+        self.ban(new)
+        return new
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularised incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1 - x) / b
+
+
+def t_upper_quantile(p: float, dof: int) -> float:
+    """t with P(T > t) = p for Student's t with `dof` degrees of freedom (bisection)."""
+    lo, hi = 0.0, 1e6
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        tail = 0.5 * _betainc(dof / 2.0, 0.5, dof / (dof + mid * mid))
+        if tail > p:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def grubbs_critical(k: int, alpha: float = 0.01) -> float:
+    """One-sided Grubbs critical value for the largest of k values."""
+    t = t_upper_quantile(alpha / k, k - 2)
+    return (k - 1) / math.sqrt(k) * math.sqrt(t * t / (k - 2 + t * t))
+
+
+def deviations(updates: np.ndarray) -> np.ndarray:
+    """Each update minus the coordinate-wise median (float64, shape (k, dim))."""
+    u = np.asarray(updates, np.float64)
+    return u - np.median(u, axis=0)
+
+
+def grubbs_outliers(updates: np.ndarray, alpha: float = 0.01, max_outliers: int | None = None) -> np.ndarray:
+    """Mask of updates whose distance to the coordinate-wise median is an outlier (Grubbs, repeated).
+
+    The test is applied again after removing each outlier found, up to `max_outliers` (default:
+    fewer than half of the updates), and only where at least 3 updates remain.
+    """
+    dist = np.linalg.norm(deviations(updates), axis=1)
+    k = len(dist)
+    out = np.zeros(k, bool)
+    limit = (k - 1) // 2 if max_outliers is None else max_outliers
+    for _ in range(limit):
+        rest = np.flatnonzero(~out)
+        if len(rest) < 3:
+            break
+        d = dist[rest]
+        sd = float(np.std(d, ddof=1))
+        if sd == 0.0:
+            break
+        i = int(np.argmax(d))
+        g = (float(d[i]) - float(np.mean(d))) / sd
+        if g <= grubbs_critical(len(rest), alpha) * (1 + 1e-9):  # decide only with a margin
+            break
+        out[rest[i]] = True
+    return out
+
+
+def cartel_groups(updates: np.ndarray, suspects: np.ndarray, min_size: int = CARTEL_MIN, cosine: float = CARTEL_COSINE) -> list[np.ndarray]:
+    """Groups of suspects whose deviations from the median point the same way (pairwise cosine
+    above `cosine`), each of at least `min_size` members: a coordinated cartel."""
+    idx = np.flatnonzero(np.asarray(suspects, bool))
+    if len(idx) < min_size:
+        return []
+    dev = deviations(updates)[idx]
+    norms = np.linalg.norm(dev, axis=1)
+    unit = dev / np.where(norms > 0, norms, 1.0)[:, None]
+    linked = (unit @ unit.T) > cosine
+    groups, seen = [], np.zeros(len(idx), bool)
+    for i in range(len(idx)):  # connected components over the (small) suspect set
+        if seen[i]:
+            continue
+        comp, stack = [], [i]
+        seen[i] = True
+        while stack:
+            j = stack.pop()
+            comp.append(j)
+            for nxt in np.flatnonzero(linked[j] & ~seen):
+                seen[nxt] = True
+                stack.append(int(nxt))
+        if len(comp) >= min_size:
+            groups.append(np.sort(idx[comp]))
+    return groups
