@@ -195,6 +195,8 @@ def _cost_bits(resid: np.ndarray) -> float:
     if len(resid) == 0:
         return 0.0
     mad = float(np.mean(np.abs(resid))) + 0.5
+    if not np.isfinite(mad):  # residuals of extreme int64 values overflow float: never choose it
+        return float("inf")
     return len(resid) * (np.log2(mad) + 1.44)
 
 
