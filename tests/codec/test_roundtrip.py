@@ -217,6 +217,14 @@ def test_lossless_large_int_arrays(x):
     assert_lossless(x)
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_lossless_int64_extremes_without_numeric_warnings():
+    lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    assert_lossless(np.array([0, lo] * 20, dtype=np.int64))
+    assert_lossless(np.array([lo] * 20 + [0] * 20, dtype=np.int64))
+    assert_lossless(np.array([hi, lo, lo, 0, hi, -1] * 5, dtype=np.int64))
+
+
 @PROPS
 @given(small_float_bit_arrays())
 def test_lossless_arbitrary_float_bit_patterns(x):

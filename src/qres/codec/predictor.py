@@ -194,8 +194,9 @@ def _cost_bits(resid: np.ndarray) -> float:
     """Rough coded size of residuals in bits (Laplacian estimate), for choosing among candidates."""
     if len(resid) == 0:
         return 0.0
-    mad = float(np.mean(np.abs(resid))) + 0.5
-    if not np.isfinite(mad):  # residuals of extreme int64 values overflow float: never choose it
+    # in float: abs() of the most negative int64 is itself; overflowed residuals cost infinity
+    mad = float(np.mean(np.abs(np.asarray(resid, dtype=np.float64)))) + 0.5
+    if not np.isfinite(mad):
         return float("inf")
     return len(resid) * (np.log2(mad) + 1.44)
 
