@@ -36,6 +36,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..fixed import Q16_MAX, Q16_MIN, Q16_ONE, q16_mul, q16_sqrt, to_q16
+from .regime import CALM, REGIME_NAMES, STORM
 
 __all__ = [
     "WEIGHT_CAP_Q16",
@@ -56,7 +57,6 @@ WEIGHT_CAP_Q16 = int(to_q16(0.8))  # 52429: no single peer weighs more than 0.8
 _CHUNK = 1 << 20  # coordinates per exact float64 limb product (sums stay < 2**52)
 _MASK16 = np.int64(0xFFFF)
 _MASK32 = np.int64(0xFFFFFFFF)
-_REGIMES = {"calm": 0, "prestorm": 1, "storm": 2}  # same codes as qres.swarm.energy
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -73,6 +73,14 @@ def _div_round(num: np.ndarray, den) -> np.ndarray:
     q, r = np.divmod(a, den)
     q = q + (r >= den - r)  # 2r >= den without overflow
     return np.where(num < 0, -q, q)
+
+
+def _count_arg(owner: str, name: str, v, lo: int) -> int:
+    """``v`` as an int >= ``lo`` (bools refused), else ``ValueError`` naming ``owner`` and ``name``."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        kind = "non-negative" if lo == 0 else "positive"
+        raise ValueError(f"{owner}: {name} must be a {kind} int, got {v!r}")
+    return int(v)
 
 
 def _check_updates(updates) -> tuple[np.ndarray, bool]:
@@ -247,9 +255,7 @@ class Krum(Aggregator):
     name = "krum"
 
     def __init__(self, f: int):
-        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 0:
-            raise ValueError(f"{type(self).__name__}: f must be a non-negative int, got {f!r}")
-        self.f = int(f)
+        self.f = _count_arg(type(self).__name__, "f", f, 0)
 
     def _check_k(self, k: int, dim: int) -> None:
         if k <= 2 * self.f + 2:
@@ -301,9 +307,7 @@ class MultiKrum(Krum):
 
     def __init__(self, f: int, m: int):
         super().__init__(f)
-        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
-            raise ValueError(f"MultiKrum: m must be a positive int, got {m!r}")
-        self.m = int(m)
+        self.m = _count_arg("MultiKrum", "m", m, 1)
 
     def select(self, updates) -> np.ndarray:
         """Indices of the ``m`` rows kept, best first: ``(m,)`` or ``(nodes, m)``."""
@@ -366,9 +370,7 @@ class ReputationWeighted(Aggregator):
     name = "reputation_weighted"
 
     def __init__(self, nodes_in_swarm: int):
-        if isinstance(nodes_in_swarm, bool) or not isinstance(nodes_in_swarm, (int, np.integer)) or nodes_in_swarm < 1:
-            raise ValueError(f"{type(self).__name__}: nodes_in_swarm must be a positive int, got {nodes_in_swarm!r}")
-        self.nodes_in_swarm = int(nodes_in_swarm)
+        self.nodes_in_swarm = _count_arg(type(self).__name__, "nodes_in_swarm", nodes_in_swarm, 1)
         self.g = reputation_exponent(self.nodes_in_swarm)
 
     def _weighted(self, x, rep):
@@ -393,7 +395,7 @@ class Adaptive(ReputationWeighted):
     """Reputation-weighted mean in regime "calm", ``TrimmedMean(0.2)`` in "prestorm" and "storm".
 
     ``regime`` is a name (``"calm"``, ``"prestorm"``, ``"storm"``, any case) or the codes
-    0, 1, 2 of :mod:`qres.swarm.energy`; for batched input it may also be an int array of
+    0, 1, 2 of :mod:`qres.swarm.regime`; for batched input it may also be an int array of
     shape ``(nodes,)``.  ``reputation`` is required whenever some node is in calm.
     """
 
@@ -407,7 +409,7 @@ class Adaptive(ReputationWeighted):
         x, batched = _check_updates(updates)
         rep = None if reputation is None else _check_reputation(reputation, x.shape[:2], batched)
         codes = self._regime_codes(regime, x.shape[0], batched)
-        calm = codes == 0
+        calm = codes == CALM
         if calm.all():
             out = self._weighted(x, rep)
         elif not calm.any():
@@ -419,15 +421,12 @@ class Adaptive(ReputationWeighted):
     @staticmethod
     def _regime_codes(regime, nodes: int, batched: bool) -> np.ndarray:
         if isinstance(regime, str):
-            if regime.lower() not in _REGIMES:
-                raise ValueError(f"Adaptive: unknown regime {regime!r}, expected one of {sorted(_REGIMES)}")
-            return np.full(nodes, _REGIMES[regime.lower()])
+            if regime.lower() not in REGIME_NAMES:
+                raise ValueError(f"Adaptive: unknown regime {regime!r}, expected one of {sorted(REGIME_NAMES)}")
+            return np.full(nodes, REGIME_NAMES.index(regime.lower()))
         r = np.asarray(regime)
         if r.dtype.kind not in "iu" or r.ndim > 1 or (r.ndim == 1 and (not batched or r.shape != (nodes,))):
             raise ValueError(f"Adaptive: regime must be a name, a code 0..2, or a (nodes,) code array; got {regime!r}")
-        if r.size and (int(r.min()) < 0 or int(r.max()) > 2):
+        if r.size and (int(r.min()) < 0 or int(r.max()) > STORM):
             raise ValueError(f"Adaptive: regime codes must be 0 (calm), 1 (prestorm) or 2 (storm), got {regime!r}")
         return np.broadcast_to(r, (nodes,)).astype(np.int64)
-
-    def _aggregate(self, x, rep):  # pragma: no cover - __call__ is overridden
-        return self._weighted(x, rep)

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..fixed import Q16_ONE, to_q16
+from .reputation import TRUSTED_ABOVE
 
 CALM, PRESTORM, STORM = 0, 1, 2
 REGIME_NAMES = ("calm", "prestorm", "storm")
@@ -50,7 +51,6 @@ STORM_ENTER_STEPS = 3  # ... on this many consecutive steps
 STORM_EXIT_Q16 = int(to_q16(0.30))  # 19661: Storm -> Calm when smoothed entropy below this ...
 STORM_EXIT_STEPS = 5  # ... on this many consecutive steps ...
 STORM_MIN_STEPS = 50  # ... and after at least this many steps in Storm
-TRUSTED_ABOVE_Q16 = int(to_q16(0.8))  # 52429: reputation a Storm confirmation must exceed
 STORM_MIN_CONFIRMATIONS = 3  # distinct trusted voters the swarm needs to enter Storm (INV-4)
 
 DEFAULT_WINDOW = 64
@@ -144,7 +144,7 @@ def confirm_storm(
     votes_regime: Sequence[int] | np.ndarray,
     votes_reputation_q16: Sequence[int] | np.ndarray,
     min_trusted: int = STORM_MIN_CONFIRMATIONS,
-    trusted_above_q16: int = TRUSTED_ABOVE_Q16,
+    trusted_above_q16: int = TRUSTED_ABOVE,
     *,
     voter_ids: Sequence | np.ndarray | None = None,
 ) -> bool:

@@ -20,7 +20,7 @@ from ..fixed import Q16_ONE, to_q16
 
 START = Q16_ONE // 2  # every node starts at 0.5
 BAN_BELOW = int(to_q16(0.2))
-TRUSTED_ABOVE = int(to_q16(0.8))
+TRUSTED_ABOVE = int(to_q16(0.8))  # 52429: a trusted peer (ban votes, Storm confirmation) is above this
 REWARD = int(to_q16(0.02))  # per round of good evidence
 PENALTY = int(to_q16(0.15))  # per round of bad evidence
 CARTEL_MIN = 4  # more than three linked suspects are banned as a group
