@@ -1,4 +1,4 @@
-"""The `qres` command: compress and decompress CSV and .npy files, inspect .qres files, benchmark."""
+"""The `qres` command: compress and decompress CSV and .npy files, inspect .qres files, benchmark, simulate a swarm."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import sys
 import tempfile
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -305,6 +306,94 @@ def regimes(
     out.print(t)
 
 
+def _choices(name: str, values) -> type[Enum]:
+    """A str Enum whose members are `values`, so typer checks them and --help lists them."""
+    return Enum(name, {v: v for v in values}, type=str)
+
+
+def _sim_choices():
+    from .swarm import attacks, simulate, topology
+
+    return (
+        _choices("Attack", attacks.ATTACKS),
+        _choices("Dataset", datasets.names()),
+        _choices("Topology", topology.TOPOLOGIES),
+        _choices("AggregatorName", simulate.AGGREGATORS),
+    )
+
+
+Attack, DatasetName, Topology, AggregatorName = _sim_choices()
+
+
+def _summary_table(summary: dict, title: str) -> RichTable:
+    t = RichTable(title=title)
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for k, v in summary.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{a} {b:.3f}" for a, b in v.items())
+        elif isinstance(v, float):
+            v = f"{v:.4g}"
+        t.add_row(k, str(v))
+    return t
+
+
+def _run_sim(cfg) -> "object":
+    from .swarm.simulate import simulate
+
+    total = cfg.rounds * (2 if cfg.attack != "none" and cfg.byzantine > 0 else 1)
+    with _progress(total, "simulating") as bar:
+        task = bar.add_task("simulating", total=total)
+        return simulate(cfg, progress=lambda done, _total: bar.update(task, completed=done))
+
+
+@app.command()
+def sim(
+    nodes: int = typer.Option(100, "--nodes", min=2, help="nodes in the swarm"),
+    rounds: int = typer.Option(100, "--rounds", min=1, help="gossip rounds (with --days: the most to run)"),
+    byzantine: float = typer.Option(0.0, "--byzantine", min=0.0, max=0.99, help="fraction of attackers, 0..0.99"),
+    attack: Attack = typer.Option("none", "--attack", help="what the attackers do"),
+    dataset: DatasetName = typer.Option("heartpy_ppg", "--dataset", help="bundled recording the nodes observe"),
+    seed: int = typer.Option(0, "--seed", help="seed of every random choice (same seed, same results)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for summary.json, rounds.csv, plots and index.html"),
+    topology: Topology = typer.Option("random_regular", "--topology", help="who hears whom"),
+    degree: int = typer.Option(16, "--degree", min=1, help="peers each node hears"),
+    loss: float = typer.Option(0.0, "--loss", min=0.0, max=1.0, help="probability a message is lost"),
+    delay: float = typer.Option(0.0, "--delay", min=0.0, max=1.0, help="probability a message arrives a round late"),
+    aggregator: AggregatorName = typer.Option("adaptive", "--aggregator", help="robust aggregation rule"),
+    days: float = typer.Option(0.0, "--days", min=0.0, help="run until every honest node has lived this many days"),
+    charge: float = typer.Option(1.0, "--charge", min=0.01, max=1.0, help="battery charge at the start (fraction)"),
+    solar: bool = typer.Option(True, "--solar/--no-solar", help="intermittent solar charging"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Simulate a swarm learning one model by gossip on a bundled recording, under attack if asked."""
+    from .swarm.simulate import SimConfig
+
+    cfg = SimConfig(
+        nodes=nodes, rounds=rounds, byzantine=byzantine, attack=attack.value, dataset=dataset.value, seed=seed,
+        topology=topology.value, degree=degree, loss=loss, delay=delay, aggregator=aggregator.value, days=days,
+        initial_charge=charge, solar=solar,
+    )
+    try:
+        cfg.check()
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    res = _run_sim(cfg)
+    if out_dir is not None:
+        from .swarm.report import write_report
+
+        try:
+            write_report(res, out_dir)
+        except OSError as exc:
+            _fail(f"{out_dir}: {exc}")
+    if as_json:
+        out.print_json(json.dumps(res.summary))
+    else:
+        out.print(_summary_table(res.summary, f"swarm of {nodes} nodes, attack {cfg.attack} ({cfg.byzantine:.0%})"))
+    if out_dir is not None:
+        console.print(f"report written to {out_dir / 'index.html'}")
+
+
 @app.command()
 def demo() -> None:
     """Compress every bundled dataset through the CLI path, check the round trip, compare with the peers."""
@@ -331,6 +420,15 @@ def demo() -> None:
             )
     out.print(t)
     out.print(f"geometric mean of qres / best peer: {res['lossless']['geomean_ratio']:.3f}")
+    from .swarm.simulate import SimConfig
+
+    swarm = _run_sim(SimConfig(nodes=100, rounds=40, byzantine=0.3, attack="bias"))
+    keys = (
+        "nodes", "rounds", "byzantine_fraction", "attack", "honest_disagreement", "attack_drift", "rounds_to_consensus",
+        "bits_per_value", "bits_per_value_local_only", "bans_true", "bans_false", "radio_sleep_ratio",
+        "gossip_bytes_per_node_per_day", "wall_seconds",
+    )
+    out.print(_summary_table({k: swarm.summary[k] for k in keys}, "a swarm of 100 nodes, 30% attackers injecting bias (heartpy_ppg)"))
 
 
 def main() -> None:

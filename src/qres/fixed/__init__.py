@@ -13,6 +13,7 @@ from .bfp16 import (
     bfp16_encode,
     bfp16_from_float,
     bfp16_from_q16,
+    bfp16_quantise_rows,
     bfp16_to_float,
     bfp16_to_q16,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "bfp16_encode",
     "bfp16_from_float",
     "bfp16_from_q16",
+    "bfp16_quantise_rows",
     "bfp16_to_float",
     "bfp16_to_q16",
     "from_q16",

@@ -138,16 +138,36 @@ def _fits(m: np.ndarray) -> bool:
     return bool(np.all((m >= _M_MIN) & (m <= _M_MAX)))
 
 
+def bfp16_row_shifts(raw_rows) -> np.ndarray:
+    """Per row of Q16.16 raws (int64 array (rows, n)), the shift s = exponent + 16 (0..17) of its BFP-16 vector."""
+    r = np.asarray(raw_rows, dtype=np.int64)
+    ext = np.stack([r.min(axis=1), r.max(axis=1)], axis=1) if r.shape[1] else np.zeros((len(r), 2), np.int64)
+    shift = np.full(len(r), 17, np.int64)  # s = 17 always fits
+    for s in range(16, -1, -1):  # rounding is monotone: the extreme raws give the extreme mantissas
+        m = _round_shift(ext, s)
+        shift = np.where(np.all((m >= _M_MIN) & (m <= _M_MAX), axis=1), s, shift)
+    return shift
+
+
+def bfp16_quantise_rows(raw_rows) -> np.ndarray:
+    """What each row of Q16.16 raws (rows, n) becomes after a BFP-16 round trip (int64, same shape).
+
+    The vectorised equivalent of ``bfp16_to_q16(bfp16_from_q16(row))`` for every row: what a peer
+    receives when an update travels as BFP-16.
+    """
+    r = np.asarray(raw_rows, dtype=np.int64)
+    s = bfp16_row_shifts(r)[:, None]
+    return _round_shift(r, s) << s
+
+
 def bfp16_encode(values_q16) -> tuple[int, np.ndarray]:
     """Q16.16 raws (1-d, int32 range) -> ``(exponent, int16 mantissas)``.
 
     ``mantissa[i] = round(raw[i] / 2**(exponent + 16))``, ties away from zero,
     with the smallest exponent in -16..1 that makes every mantissa fit int16.
     """
-    r = _as_vector(_as_int(values_q16, "bfp16_encode"), "bfp16_encode")
-    ext = np.array([r.min(), r.max()] if r.size else [0, 0], dtype=np.int64)
-    # Rounding is monotone, so the extreme raws give the extreme mantissas.
-    shift = next(s for s in range(18) if _fits(_round_shift(ext, s)))  # s = 17 always fits
+    r = _as_vector(_as_int(values_q16, "bfp16_encode"), "bfp16_encode").astype(np.int64)
+    shift = int(bfp16_row_shifts(r[None])[0])
     return shift - Q16_FRAC_BITS, _round_shift(r, shift).astype(np.int16)
 
 

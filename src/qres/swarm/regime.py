@@ -162,7 +162,7 @@ def confirm_storm(
         raise ValueError(f"confirm_storm: {regime.size} votes but {rep.size} reputations")
     if rep.size and rep.dtype.kind not in "iu":
         raise TypeError(f"confirm_storm: reputations must be Q16.16 integers, got dtype {rep.dtype}")
-    good = (regime == STORM) & (rep.astype(np.int64) > int(trusted_above_q16))
+    good = trusted_storm_votes(regime, rep, trusted_above_q16)
     if voter_ids is None:
         return int(np.count_nonzero(good)) >= min_trusted
     ids = list(voter_ids)
@@ -172,6 +172,12 @@ def confirm_storm(
     for vid, ok in zip(ids, good.tolist()):
         verdict[vid] = verdict.get(vid, True) and ok
     return sum(verdict.values()) >= min_trusted
+
+
+def trusted_storm_votes(votes_regime: np.ndarray, votes_reputation_q16: np.ndarray, trusted_above_q16: int = TRUSTED_ABOVE) -> np.ndarray:
+    """Mask of the votes that count towards Storm (INV-4): a Storm vote from a voter whose reputation,
+    as the counting node sees it (never self-reported), is strictly above `trusted_above_q16`."""
+    return (np.asarray(votes_regime) == STORM) & (np.asarray(votes_reputation_q16).astype(np.int64) > int(trusted_above_q16))
 
 
 def entropy_series(

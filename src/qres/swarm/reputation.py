@@ -24,13 +24,13 @@ TRUSTED_ABOVE = int(to_q16(0.8))  # 52429: a trusted peer (ban votes, Storm conf
 REWARD = int(to_q16(0.02))  # per round of good evidence
 PENALTY = int(to_q16(0.15))  # per round of bad evidence
 CARTEL_MIN = 4  # more than three linked suspects are banned as a group
-CARTEL_COSINE = 0.9
+CARTEL_COSINE = 0.8
 
 
 class Reputation:
-    """Scores (int32 Q16.16) and bans of n nodes, as one node (or the simulator) keeps them."""
+    """Scores (int32 Q16.16) and bans of n nodes (or of a (nodes, peers) table: one row per observer)."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int | tuple[int, ...]):
         self.score = np.full(n, START, np.int32)
         self.banned = np.zeros(n, bool)
 
@@ -42,9 +42,11 @@ class Reputation:
         """Raise the scores of `mask` (saturating at 1.0); banned nodes stay banned."""
         self.score = np.minimum(self.score.astype(np.int64) + amount_q16 * np.asarray(mask), Q16_ONE).astype(np.int32)
 
-    def penalise(self, mask: np.ndarray, amount_q16: int = PENALTY) -> None:
-        """Lower the scores of `mask` (not below 0); a score below 0.2 bans the node."""
-        self.score = np.maximum(self.score.astype(np.int64) - amount_q16 * np.asarray(mask), 0).astype(np.int32)
+    def penalise(self, mask: np.ndarray, amount_q16: int = PENALTY, floor_q16: int = 0) -> None:
+        """Lower the scores of `mask` (not below `floor_q16`, nor raise one already below it);
+        a score below 0.2 bans the node."""
+        lowered = np.maximum(self.score.astype(np.int64) - amount_q16 * np.asarray(mask), floor_q16)
+        self.score = np.minimum(self.score, lowered).astype(np.int32)
         self.banned |= self.score < BAN_BELOW
 
     def ban(self, mask: np.ndarray) -> None:
@@ -138,22 +140,40 @@ def grubbs_outliers(updates: np.ndarray, alpha: float = 0.01, max_outliers: int 
     fewer than half of the updates), and only where at least 3 updates remain.
     """
     dist = np.linalg.norm(deviations(updates), axis=1)
-    k = len(dist)
-    out = np.zeros(k, bool)
+    return grubbs_outlier_rows(dist[None], np.ones((1, len(dist)), bool), alpha, max_outliers)[0]
+
+
+_CRITICAL: dict[tuple[int, float], float] = {}
+
+
+def _critical(k: int, alpha: float) -> float:
+    if (k, alpha) not in _CRITICAL:
+        _CRITICAL[k, alpha] = grubbs_critical(k, alpha)
+    return _CRITICAL[k, alpha]
+
+
+def grubbs_outlier_rows(dist: np.ndarray, valid: np.ndarray, alpha: float = 0.01, max_outliers: int | None = None) -> np.ndarray:
+    """The repeated Grubbs test on each row of distances (float64 (rows, k)) over its `valid` entries;
+    returns the mask of outliers (rows, k). See `grubbs_outliers` for the rule."""
+    dist = np.asarray(dist, np.float64)
+    rows, k = dist.shape
+    out = np.zeros((rows, k), bool)
+    live = np.asarray(valid, bool).copy()
     limit = (k - 1) // 2 if max_outliers is None else max_outliers
+    table = np.array([_critical(m, alpha) if m >= 3 else np.inf for m in range(k + 1)])
     for _ in range(limit):
-        rest = np.flatnonzero(~out)
-        if len(rest) < 3:
+        m = live.sum(axis=1)
+        safe = np.maximum(m, 2)
+        d = np.where(live, dist, 0.0)
+        mean = d.sum(axis=1) / safe
+        sd = np.sqrt(np.where(live, (dist - mean[:, None]) ** 2, 0.0).sum(axis=1) / (safe - 1))
+        top = np.argmax(np.where(live, dist, -np.inf), axis=1)
+        g = (dist[np.arange(rows), top] - mean) / np.where(sd > 0, sd, 1.0)
+        hit = (m >= 3) & (sd > 0) & (g > table[m] * (1 + 1e-9))  # decide only with a margin
+        if not hit.any():
             break
-        d = dist[rest]
-        sd = float(np.std(d, ddof=1))
-        if sd == 0.0:
-            break
-        i = int(np.argmax(d))
-        g = (float(d[i]) - float(np.mean(d))) / sd
-        if g <= grubbs_critical(len(rest), alpha) * (1 + 1e-9):  # decide only with a margin
-            break
-        out[rest[i]] = True
+        out[np.flatnonzero(hit), top[hit]] = True
+        live[np.flatnonzero(hit), top[hit]] = False
     return out
 
 
