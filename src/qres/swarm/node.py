@@ -233,6 +233,7 @@ def receive(
     """
     own = step.proposal
     banned_before = state.rep.banned.copy()
+    score_before = state.rep.score.copy()  # votes count with the trust held when the round began
     usable = present & ~banned_before & (state.peers >= 0)
     ev = _evidence(state.weights, step, inbox, usable)
     outliers = ev.unusual | ev.violating
@@ -263,7 +264,7 @@ def receive(
     before = state.regime.regime.copy()
     own_vote = state.vote()
     detector = regime.step(state.regime, step.entropy)
-    peer_votes = regime.trusted_storm_votes(np.where(usable, votes, -1), state.rep.score).sum(axis=1)
+    peer_votes = regime.trusted_storm_votes(np.where(usable, votes, -1), score_before).sum(axis=1)
     confirmations = peer_votes + (own_vote == regime.STORM)
     enter = ((detector == regime.STORM) | (peer_votes >= regime.STORM_MIN_CONFIRMATIONS)) & (before != regime.STORM)
     allowed = confirmations >= regime.STORM_MIN_CONFIRMATIONS
