@@ -312,13 +312,13 @@ def _choices(name: str, values) -> type[Enum]:
 
 
 def _sim_choices():
-    from .swarm import attacks, simulate, topology
+    from .swarm import attacks, simulator, topology
 
     return (
         _choices("Attack", attacks.ATTACKS),
         _choices("Dataset", datasets.names()),
         _choices("Topology", topology.TOPOLOGIES),
-        _choices("AggregatorName", simulate.AGGREGATORS),
+        _choices("AggregatorName", simulator.AGGREGATORS),
     )
 
 
@@ -339,7 +339,7 @@ def _summary_table(summary: dict, title: str) -> RichTable:
 
 
 def _run_sim(cfg) -> "object":
-    from .swarm.simulate import simulate
+    from .swarm.simulator import simulate
 
     total = cfg.rounds * (2 if cfg.attack != "none" and cfg.byzantine > 0 else 1)
     with _progress(total, "simulating") as bar:
@@ -367,7 +367,7 @@ def sim(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Simulate a swarm learning one model by gossip on a bundled recording, under attack if asked."""
-    from .swarm.simulate import SimConfig
+    from .swarm.simulator import SimConfig
 
     cfg = SimConfig(
         nodes=nodes, rounds=rounds, byzantine=byzantine, attack=attack.value, dataset=dataset.value, seed=seed,
@@ -420,7 +420,7 @@ def demo() -> None:
             )
     out.print(t)
     out.print(f"geometric mean of qres / best peer: {res['lossless']['geomean_ratio']:.3f}")
-    from .swarm.simulate import SimConfig
+    from .swarm.simulator import SimConfig
 
     swarm = _run_sim(SimConfig(nodes=100, rounds=40, byzantine=0.3, attack="bias"))
     keys = (

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qres.swarm import attacks, regime
-from qres.swarm.simulate import SimConfig, simulate
+from qres.swarm.simulator import SimConfig, simulate
 
 SMALL = SimConfig(nodes=50, rounds=25, byzantine=0.2, eval_nodes=5, eval_samples=256)
 

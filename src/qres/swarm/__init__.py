@@ -5,9 +5,12 @@ node and the simulator runs thousands through the same code (see ../shared/DESIG
 """
 
 from .aggregate import Adaptive, Krum, Mean, Median, MultiKrum, ReputationWeighted, TrimmedMean
+from .node import NodeState, gossip_decision, propose, receive, spread_bans
 from .packets import Ban, GhostUpdate, Reassembler, RegimeVote, decode_packet, fragment
 from .regime import detect_regimes
+from .report import write_report
 from .reputation import Reputation, cartel_groups, grubbs_outliers
+from .simulator import SimConfig, SimResult, simulate
 
 __all__ = [
     "Adaptive",
@@ -17,14 +20,23 @@ __all__ = [
     "Mean",
     "Median",
     "MultiKrum",
+    "NodeState",
     "Reassembler",
     "Reputation",
     "RegimeVote",
     "ReputationWeighted",
+    "SimConfig",
+    "SimResult",
     "TrimmedMean",
     "cartel_groups",
     "decode_packet",
     "detect_regimes",
     "fragment",
+    "gossip_decision",
     "grubbs_outliers",
+    "propose",
+    "receive",
+    "simulate",
+    "spread_bans",
+    "write_report",
 ]

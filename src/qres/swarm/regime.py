@@ -35,6 +35,7 @@ to consensus, and `confirm_storm` is the pure helper it uses.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,6 +55,20 @@ STORM_MIN_STEPS = 50  # ... and after at least this many steps in Storm
 STORM_MIN_CONFIRMATIONS = 3  # distinct trusted voters the swarm needs to enter Storm (INV-4)
 
 DEFAULT_WINDOW = 64
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How many consecutive steps each transition needs, and the shortest Storm (in steps)."""
+
+    rise_steps: int = DERIV_RISE_STEPS
+    enter_steps: int = STORM_ENTER_STEPS
+    exit_steps: int = STORM_EXIT_STEPS
+    min_storm_steps: int = STORM_MIN_STEPS
+
+
+HYSTERESIS = Rules()
+NO_HYSTERESIS = Rules(1, 1, 1, 0)  # the same thresholds acting on a single step: the baseline to beat
 _COUNTER_MAX = np.iinfo(np.int32).max
 
 
@@ -99,10 +114,11 @@ def _bump(run: np.ndarray, cond: np.ndarray) -> np.ndarray:
     return np.where(cond, np.minimum(run.astype(np.int64) + 1, _COUNTER_MAX), 0).astype(np.int32)
 
 
-def step(state: RegimeState, entropy_q16: np.ndarray) -> np.ndarray:
+def step(state: RegimeState, entropy_q16: np.ndarray, rules: Rules = HYSTERESIS) -> np.ndarray:
     """Advance every node one step with its raw entropy (Q16.16, shape (n_nodes,), in [0, 1.0]).
 
     Updates `state` in place and returns a copy of the new regimes (int8, shape (n_nodes,)).
+    `rules` other than HYSTERESIS are for comparisons (NO_HYSTERESIS), not for the protocol.
     """
     e = np.asarray(entropy_q16)
     if e.dtype.kind not in "iu":
@@ -121,10 +137,10 @@ def step(state: RegimeState, entropy_q16: np.ndarray) -> np.ndarray:
     low = _bump(state.low_run, smoothed < STORM_EXIT_Q16)
 
     r = state.regime
-    calm_to_pre = (r == CALM) & (rise >= DERIV_RISE_STEPS)
-    pre_to_storm = (r == PRESTORM) & (high >= STORM_ENTER_STEPS)
+    calm_to_pre = (r == CALM) & (rise >= rules.rise_steps)
+    pre_to_storm = (r == PRESTORM) & (high >= rules.enter_steps)
     pre_to_calm = (r == PRESTORM) & ~pre_to_storm & (deriv < 0)
-    storm_to_calm = (r == STORM) & (state.storm_steps >= STORM_MIN_STEPS) & (low >= STORM_EXIT_STEPS)
+    storm_to_calm = (r == STORM) & (state.storm_steps >= rules.min_storm_steps) & (low >= rules.exit_steps)
 
     new = r.copy()
     new[calm_to_pre] = PRESTORM
@@ -242,7 +258,7 @@ def entropy_series(
     return np.clip(q, 0, Q16_ONE).astype(np.int32)
 
 
-def regime_series(entropy_q16: np.ndarray) -> np.ndarray:
+def regime_series(entropy_q16: np.ndarray, rules: Rules = HYSTERESIS) -> np.ndarray:
     """Regimes (int8) after each step of raw entropies shaped (T,) or (nodes, T), time last.
 
     Runs `step` over time from a fresh RegimeState (nodes advance together, vectorised).
@@ -255,7 +271,7 @@ def regime_series(entropy_q16: np.ndarray) -> np.ndarray:
     state = RegimeState(e2.shape[0])
     out = np.empty(e2.shape, np.int8)
     for t in range(e2.shape[1]):
-        out[:, t] = step(state, e2[:, t])
+        out[:, t] = step(state, e2[:, t], rules)
     return out[0] if single else out
 
 
@@ -273,6 +289,7 @@ def detect_regimes(
     predicted=None,
     window: int = DEFAULT_WINDOW,
     value_range: float | None = None,
+    rules: Rules = HYSTERESIS,
 ) -> list[tuple[int, str]]:
     """Regime changes of one stream with the hysteresis rules: [(index, name), ...].
 
@@ -282,7 +299,7 @@ def detect_regimes(
     a = np.asarray(values)
     if a.ndim != 1:
         raise ValueError(f"detect_regimes: expected one stream (1-D), got shape {a.shape}")
-    return _changes(regime_series(entropy_series(a, predicted, window, value_range)))
+    return _changes(regime_series(entropy_series(a, predicted, window, value_range), rules))
 
 
 def detect_plain(

@@ -14,7 +14,7 @@ import io
 import json
 from pathlib import Path
 
-from .simulate import SimResult
+from .simulator import SimResult
 
 PLOTS = (
     ("consensus.png", "Honest disagreement and attack drift", ("honest_disagreement", "attack_drift"), True),
