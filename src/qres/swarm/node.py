@@ -43,11 +43,11 @@ RESERVE_Q16 = int(to_q16(0.2))  # no gossip below 20% charge
 GATE_COST_Q16 = int(to_q16(0.001))  # Calm gate: gossip when entropy x reputation > cost x bias
 GATE_BIAS_Q16 = Q16_ONE
 RECEIVE_LIMIT = learn.STEP_LIMIT  # a received proposal moves the aggregate input by at most this (L2) from own weights
-OUTLIER_DISTANCE = 3 * learn.STEP_LIMIT  # a proposal this far (L2, Q16.16 raw) from own weights breaks the protocol
+OUTLIER_DISTANCE = 4 * learn.STEP_LIMIT  # a proposal this far (L2, Q16.16 raw) from both the median and own weights breaks the protocol
 VIOLATION_LOSS = (11, 10)  # a far proposal violates when 10% worse on the own window than the own proposal
 WORSE_LOSS = (3, 2)  # a proposal 50% worse on the own window than the best received one sits out the round
 LOSS_ROWS = 32  # the newest window rows every received proposal is tried on
-CARTEL_DISTANCE = 2 * learn.STEP_LIMIT  # from the inbox median: farther than an honest step and the swarm's disagreement
+CARTEL_DISTANCE = 3 * learn.STEP_LIMIT  # from the inbox median and the own weights: beyond an honest step plus early disagreement
 UNUSUAL_PENALTY = PENALTY // 4  # a statistical outlier within honest reach costs a quarter of a violation ...
 UNUSUAL_FLOOR = int(to_q16(0.3))  # ... and never more than down to 0.3: statistics cut influence, only violations ban
 
@@ -151,8 +151,9 @@ def _evidence(weights: np.ndarray, step: learn.LocalStep, inbox: np.ndarray, usa
 
     - `unusual` (sits out the round; a mild penalty that cannot ban): a Grubbs outlier
       (alpha = 0.01) in distance to the median of own + usable proposals; a proposal WORSE_LOSS
-      worse on the node's newest LOSS_ROWS readings than the best received one; or, while the
-      node's own weights agree with the median, one beyond CARTEL_DISTANCE from both.
+      worse on the node's newest LOSS_ROWS readings than the best received one that is no Grubbs
+      outlier; or, while the
+      node's own proposal agrees with the median, one beyond CARTEL_DISTANCE from both.
     - `astray` (a cartel suspect): beyond CARTEL_DISTANCE from both and worse than the own
       proposal on the whole own window by VIOLATION_LOSS;
     - `violating` (penalised, bans): astray and beyond OUTLIER_DISTANCE from both.
@@ -167,10 +168,12 @@ def _evidence(weights: np.ndarray, step: learn.LocalStep, inbox: np.ndarray, usa
     from_own = np.sqrt((gap * gap).sum(axis=2))
     unusual = grubbs_outlier_rows(np.sqrt((dev * dev).sum(axis=2)), mask)[:, 1:] & usable
     loss = step.candidate_loss(inbox, LOSS_ROWS)
-    best = np.where(usable, loss, np.iinfo(np.int64).max).min(axis=1, keepdims=True, initial=np.iinfo(np.int64).max)
-    unusual |= usable & (loss * WORSE_LOSS[1] > best * WORSE_LOSS[0])
+    top = np.iinfo(np.int64).max  # the best loss among the proposals that are no statistical outlier:
+    best = np.where(usable & ~unusual, loss, top).min(axis=1, keepdims=True, initial=top)  # a far-off lucky guess sets no bar
+    slack = LOSS_ROWS * (Q16_ONE // 2)  # half a (scaled) count per reading: a flat window makes no peer "worse"
+    unusual |= usable & (loss * WORSE_LOSS[1] > best * WORSE_LOSS[0] + slack * WORSE_LOSS[1])
     far = usable & (from_median > CARTEL_DISTANCE) & (from_own > CARTEL_DISTANCE)
-    anchored = np.sqrt(((weights - med) ** 2).sum(axis=1)) <= learn.STEP_LIMIT  # own weights agree with the inbox
+    anchored = np.sqrt((dev[:, 0] ** 2).sum(axis=1)) <= learn.STEP_LIMIT  # the own proposal agrees with the inbox
     unusual |= far & anchored[:, None]
     astray = far.copy()
     rows, cols = np.nonzero(far)
@@ -245,7 +248,7 @@ def receive(
     state.rep.reward(usable & ~outliers)
     # cartel suspects: violators, peers with violations on record (below the floor only violations
     # bring a score) and proposals astray; more than 3 of them pointing one way are banned together
-    suspects = ev.violating | (usable & ((state.rep.score < UNUSUAL_FLOOR) | ev.astray))
+    suspects = ev.violating | (usable & (state.rep.score < UNUSUAL_FLOOR))
     cartel = _cartels(ev.deviation, suspects)
     state.rep.ban(cartel)
     accepted = usable & ~outliers & ~state.rep.banned

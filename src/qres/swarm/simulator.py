@@ -25,7 +25,7 @@ from .. import datasets
 from ..fixed import Q16_ONE, bfp16_quantise_rows, to_q16
 from . import attacks, learn, node, regime, topology
 from .aggregate import Adaptive, Krum, Mean, Median, MultiKrum, ReputationWeighted, TrimmedMean
-from .energy import PROFILES, EnergyPool, solar_mw, wake_interval_s
+from .energy import PROFILES, WAKE_INTERVAL_S, EnergyPool, solar_mw, wake_interval_s
 from .packets import FRAG_HEADER_LEN
 
 AGGREGATORS = ("adaptive", "mean", "trimmed_mean", "median", "krum", "multi_krum", "reputation")
@@ -58,7 +58,7 @@ class SimConfig:
     delay: float = 0.0  # probability a message arrives one round late (its previous round's content)
     samples_per_round: int = 32
     window: int = 128  # readings a node keeps for its local update
-    rate: float = 0.25  # Calm learning rate (Storm: 5x, at most 1)
+    rate: float = 0.5  # Calm learning rate (Storm: 5x, at most 1)
     aggregator: str = "adaptive"
     eval_nodes: int = 100  # honest nodes whose bits/value are measured with the codec
     eval_samples: int = 1024  # held-out readings per evaluated node
@@ -76,6 +76,10 @@ class SimConfig:
             raise ValueError(f"rounds must be at least 1, got {self.rounds}")
         if not 0.0 <= self.byzantine < 1.0:
             raise ValueError(f"byzantine must be a fraction in [0, 1), got {self.byzantine}")
+        if round(self.byzantine * self.nodes) > self.nodes - 2:
+            raise ValueError(f"byzantine {self.byzantine} leaves fewer than 2 honest nodes of {self.nodes}")
+        if self.eval_nodes < 1 or self.eval_samples < 64:
+            raise ValueError(f"eval_nodes must be at least 1 and eval_samples at least 64 (one frame), got {self.eval_nodes} and {self.eval_samples}")
         if self.attack not in attacks.ATTACKS:
             raise ValueError(f"unknown attack {self.attack!r}; choose one of {', '.join(attacks.ATTACKS)}")
         if self.dataset not in datasets.VALUE_COLUMNS:
@@ -191,7 +195,8 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
     profile = PROFILES[cfg.profile]
     pool = EnergyPool(n, profile, cfg.initial_charge)
     clock = np.zeros(n, np.int64)
-    cloud = rng.uniform(0.0, 1.0, size=max(int(cfg.days) + 2, 2)) if cfg.solar else np.zeros(1)
+    longest_days = -(-cfg.rounds * int(WAKE_INTERVAL_S.max()) // DAY_S)  # no round lasts longer than the Calm interval
+    cloud = rng.uniform(0.0, 1.0, size=longest_days + 2) if cfg.solar else np.zeros(1)  # one factor per day
     direction = rng.normal(size=learn.ORDER)
     direction /= np.linalg.norm(direction)
     rate_q16 = int(to_q16(cfg.rate))
