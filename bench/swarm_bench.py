@@ -183,68 +183,69 @@ def _f(v, fmt=".3f") -> str:
     return "—" if v is None else format(v, fmt)
 
 
+def _table(headers: list[str], rows: list[list], first_left: int = 1) -> list[str]:
+    """Markdown table lines; the first `first_left` columns left-aligned, the rest right-aligned."""
+    align = ["---"] * first_left + ["---:"] * (len(headers) - first_left)
+    return ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"] + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""]
+
+
 def render(r: dict) -> str:
     lines = [f"Measured with python {platform.python_version()}, qres {__version__}, numpy {np.__version__} on {platform.processor() or platform.machine()}, "
              f"{time.strftime('%Y-%m-%d')}. Every figure comes from `qres.swarm.simulate` or the swarm rules themselves.", ""]
     if "scale" in r:
         s = r["scale"]
-        lines += ["### Scale", "", "| nodes | rounds | wall time (s) | rounds to consensus | state per node (bytes) | bits/value swarm | alone | central |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-                  f"| {s['nodes']:,} | {s['rounds']} | {s['wall_seconds']:.1f} | {s['rounds_to_consensus']} | {s['state_bytes_per_node']:.0f} | {_f(s['bits_per_value'])} | {_f(s['bits_per_value_local_only'])} | {_f(s['bits_per_value_central'])} |", "",
-                  "Wall time includes building the swarm, the 100 rounds and the codec evaluation of 100 nodes. State per node counts the weights, the last verified model, "
-                  "the peer table (16 peers, each id counted as 32 bytes, score, ban flag) and the regime detector.", ""]
+        lines += ["### Scale", ""] + _table(
+            ["nodes", "rounds", "wall time (s)", "rounds to consensus", "state per node (bytes)", "bits/value swarm", "alone", "central"],
+            [[f"{s['nodes']:,}", s["rounds"], f"{s['wall_seconds']:.1f}", s["rounds_to_consensus"], f"{s['state_bytes_per_node']:.0f}",
+              _f(s["bits_per_value"]), _f(s["bits_per_value_local_only"]), _f(s["bits_per_value_central"])]], 0)
+        lines += ["Wall time includes building the swarm, the 100 rounds and the codec evaluation of 100 nodes. State per node counts the weights, the last verified model, "
+                  "the running curvature, the peer table (16 peers, each id counted as 32 bytes, score, ban flag) and the regime detector.", ""]
     if "robustness" in r:
         lines += ["### Robustness: 100 nodes, 30% attackers", "",
                   "Honest disagreement = max over honest nodes of |w_i - mean| / |mean|; drift = |mean_honest - w_ref| / |w_ref| with w_ref from the same run without attackers. "
                   "Rounds to consensus: first round from which disagreement stays below 1%. Bans: attackers banned by most of their honest observers / honest nodes banned by any honest observer.", ""]
-        for ds, rows in r["robustness"].items():
-            lines += [f"**{ds}**", "", "| attack | disagreement @30 | drift @30 | rounds to consensus | final drift | bans true | bans false | mean detection round |",
-                      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-            for a, v in rows.items():
-                lines.append(f"| {a} | {v['disagreement_at_30']:.4f} | {_f(v['drift_at_30'], '.4f')} | {v['rounds_to_consensus']} | {_f(v['attack_drift'], '.4f')} | {v['bans_true']} | {v['bans_false']} | {_f(v.get('detection_round_mean'), '.1f')} |")
-            lines.append("")
+        for ds, runs in r["robustness"].items():
+            lines += [f"**{ds}**", ""] + _table(
+                ["attack", "disagreement @30", "drift @30", "rounds to consensus", "final drift", "bans true", "bans false", "mean detection round"],
+                [[a, f"{v['disagreement_at_30']:.4f}", _f(v["drift_at_30"], ".4f"), v["rounds_to_consensus"], _f(v["attack_drift"], ".4f"), v["bans_true"], v["bans_false"],
+                  _f(v.get("detection_round_mean"), ".1f")] for a, v in runs.items()])
     if "cooperation" in r:
         lines += ["### Compression through cooperation (100 nodes, bits per value with the codec, frames of 64)", "",
                   "swarm: each node's final model; alone: the same rule with no peers; central: one least-squares model fitted on all honest nodes' data. "
-                  "`window` is the history a node keeps for its updates, `rounds` how many it has made (32 new readings per round).", "",
-                  "| dataset | window | rounds | swarm | alone | central | swarm / alone | swarm / central |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for v in r["cooperation"]["runs"]:
-            lines.append(f"| {v['dataset']} | {v['window']} | {v['rounds']} | {v['bits_per_value']:.3f} | {v['bits_per_value_local_only']:.3f} | {v['bits_per_value_central']:.3f} | "
-                         f"{v['bits_per_value'] / v['bits_per_value_local_only']:.3f} | {v['bits_per_value'] / v['bits_per_value_central']:.3f} |")
-        lines.append("")
+                  "`window` is the history a node keeps for its updates, `rounds` how many it has made (32 new readings per round).", ""]
+        lines += _table(["dataset", "window", "rounds", "swarm", "alone", "central", "swarm / alone", "swarm / central"],
+                        [[v["dataset"], v["window"], v["rounds"], f"{v['bits_per_value']:.3f}", f"{v['bits_per_value_local_only']:.3f}", f"{v['bits_per_value_central']:.3f}",
+                          f"{v['bits_per_value'] / v['bits_per_value_local_only']:.3f}", f"{v['bits_per_value'] / v['bits_per_value_central']:.3f}"] for v in r["cooperation"]["runs"]])
     if "cartel" in r:
         c = r["cartel"]
-        lines += ["### Cartels: 3 to 10 colluders with a shared bias among 390 honest nodes (60 rounds)", "",
-                  "| colluders | seed | banned | honest banned | mean detection round | drift |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for v in c["runs"]:
-            lines.append(f"| {v['colluders']} | {v['seed']} | {v['banned']}/{v['colluders']} | {v['bans_false']} | {_f(v['detection_round_mean'], '.1f')} | {_f(v['attack_drift'], '.4f')} |")
-        lines += ["", f"Every member banned in every scenario: {'yes' if c['all_banned'] else 'no'}; honest nodes banned: {c['false_bans']}; "
+        lines += ["### Cartels: 3 to 10 colluders with a shared bias among 390 honest nodes (60 rounds)", ""]
+        lines += _table(["colluders", "seed", "banned", "honest banned", "mean detection round", "drift"],
+                        [[v["colluders"], v["seed"], f"{v['banned']}/{v['colluders']}", v["bans_false"], _f(v["detection_round_mean"], ".1f"), _f(v["attack_drift"], ".4f")] for v in c["runs"]], 0)
+        lines += [f"Every member banned in every scenario: {'yes' if c['all_banned'] else 'no'}; honest nodes banned: {c['false_bans']}; "
                   f"mean detection round over all members: {_f(c['mean_detection_round'], '.1f')} (published: 82.3).", ""]
     if "regimes" in r:
         g = r["regimes"]
         lines += ["### Regimes", "", "Transitions on streams with no real change. *hysteresis*: the detector as DESIGN.md fixes it; *single step*: the same state machine "
-                  "acting on one step (no consecutive counts, no minimum Storm); *plain*: Storm while entropy > 0.45.", "",
-                  "| streams | Storm changes: hysteresis | single step | plain | fewer than plain | all changes: hysteresis | single step | plain |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for label, t in g["transitions"].items():
-            lines.append(f"| {label} | {t['storm_hysteresis']:,} | {t['storm_single_step']:,} | {t['storm_plain']:,} | {1 - t['storm_hysteresis'] / max(t['storm_plain'], 1):.1%} | "
-                         f"{t['all_hysteresis']:,} | {t['all_single_step']:,} | {t['all_plain']:,} |")
-        lines += ["", f"Occupancy against the union of the human change-point annotations ({g['annotated_points']} points, tolerance 10 samples, "
-                  "entries into PreStorm or Storm, mean over the 4 channels):", "", "| detector | precision | recall | mean delay (samples) |", "| --- | ---: | ---: | ---: |"]
-        for m, v in g["occupancy"].items():
-            lines.append(f"| {m} | {v['precision']:.2f} | {v['recall']:.2f} | {v['mean_delay']:+.1f} |")
-        lines.append("")
+                  "acting on one step (no consecutive counts, no minimum Storm); *plain*: Storm while entropy > 0.45.", ""]
+        lines += _table(["streams", "Storm changes: hysteresis", "single step", "plain", "fewer than plain", "all changes: hysteresis", "single step", "plain"],
+                        [[label, f"{t['storm_hysteresis']:,}", f"{t['storm_single_step']:,}", f"{t['storm_plain']:,}", f"{1 - t['storm_hysteresis'] / max(t['storm_plain'], 1):.1%}",
+                          f"{t['all_hysteresis']:,}", f"{t['all_single_step']:,}", f"{t['all_plain']:,}"] for label, t in g["transitions"].items()])
+        lines += [f"Occupancy against the union of the human change-point annotations ({g['annotated_points']} points, tolerance 10 samples, "
+                  "entries into PreStorm or Storm, mean over the 4 channels):", ""]
+        lines += _table(["detector", "precision", "recall", "mean delay (samples)"],
+                        [[m, f"{v['precision']:.2f}", f"{v['recall']:.2f}", f"{v['mean_delay']:+.1f}"] for m, v in g["occupancy"].items()])
     if "energy" in r:
         e = r["energy"]
         lines += ["### Energy and bandwidth", "", "A Calm day (no attackers), and a week of intermittent solar charging (one seeded cloud factor per day) with batteries starting at 25%, "
-                  "with 25% entropy injectors and, for comparison, without attackers.", "",
-                  "| device | Calm radio sleep | gossip bytes/node/day | raw readings, sim pace | raw readings, 1 Hz | FedAvg float32 uploads | solar week with injectors: brownouts | lowest charge | Storm share | without attackers: brownouts | lowest charge |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "with 25% entropy injectors and, for comparison, without attackers.", ""]
+        rows = []
         for p in ("esp32-c6", "rpi-zero-2w"):
             c, w, q = e[f"calm_day_{p}"], e[f"solar_week_{p}"], e[f"solar_week_no_attack_{p}"]
-            lines.append(f"| {p} | {c['radio_sleep_ratio']:.4%} | {c['gossip_bytes_per_node_per_day']:,.0f} | {c['raw_bytes_per_node_per_day']:,.0f} | {4 * 86400:,} | {c['fedavg_bytes_per_node_per_day']:,.0f} | "
-                         f"{w['brownouts']} | {w['lowest_charge']:.2f} | {w['regime_fraction']['storm']:.3f} | {q['brownouts']} | {q['lowest_charge']:.2f} |")
-        lines += ["", "Bytes per node per day. Gossip counts every byte a node transmits (GhostUpdates of 91 bytes with their fragment header, regime votes outside Calm, ban reports); "
+            rows.append([p, f"{c['radio_sleep_ratio']:.4%}", f"{c['gossip_bytes_per_node_per_day']:,.0f}", f"{c['raw_bytes_per_node_per_day']:,.0f}", f"{4 * 86400:,}",
+                         f"{c['fedavg_bytes_per_node_per_day']:,.0f}", w["brownouts"], f"{w['lowest_charge']:.2f}", f"{w['regime_fraction']['storm']:.3f}", q["brownouts"], f"{q['lowest_charge']:.2f}"])
+        lines += _table(["device", "Calm radio sleep", "gossip bytes/node/day", "raw readings, sim pace", "raw readings, 1 Hz", "FedAvg float32 uploads",
+                         "solar week with injectors: brownouts", "lowest charge", "Storm share", "without attackers: brownouts", "lowest charge"], rows)
+        lines += ["Bytes per node per day. Gossip counts every byte a node transmits (GhostUpdates of 91 bytes with their fragment header, regime votes outside Calm, ban reports); "
                   "raw readings: 4 bytes per reading, at the simulator's pace (32 readings per round, one round per wake) and for a sensor read once a second; "
                   "FedAvg: uploading the same 8-weight model as float32 every round, payload only. A brownout is a wake interval a node could not pay for.", ""]
     if "krum" in r:

@@ -166,7 +166,7 @@ def test_inv4_a_node_whose_own_detector_wants_storm_still_needs_confirmation():
     state, step = _node(score=0.5)
     state.regime.regime[:] = regime.PRESTORM
     state.regime.high_run[:] = regime.STORM_ENTER_STEPS  # the detector would enter Storm now
-    loud = learn.LocalStep(step.proposal, np.full(1, Q16_ONE), step.residual_error, step.accuracy_delta, step.x, step.y)
+    loud = learn.LocalStep(step.proposal, np.full(1, Q16_ONE), step.residual_error, step.accuracy_delta, step.x, step.y, step.curvature)
     _run(state, loud, _honest_inbox(step), votes=_votes(list(range(SLOTS))))
     assert state.regime.regime[0] == regime.PRESTORM  # untrusted peers cannot confirm it
     state.rep.score[0, :2] = to_q16(0.9)  # two trusted peers and itself: three distinct trusted nodes
@@ -219,3 +219,24 @@ def test_slander_against_a_trusted_peer_bans_nobody_and_costs_the_slanderers_tru
     assert not new.any() and not state.rep.banned.any()
     assert (state.rep.score[0, :4] < to_q16(0.8)).all()  # their next reports no longer count
     assert (state.rep.score[0, :4] >= START).all()  # but a report alone never bans the reporter
+
+
+def test_the_running_curvature_takes_each_window_in_by_an_eighth():
+    """A node's Newton steps use its running X^T X / s, not just the last window's: the second step
+    differs from a fresh node's on the same window, and the average moves 1/8 of the way."""
+    def blank():
+        return node.NodeState(np.arange(1, SLOTS + 1)[None], np.zeros(learn.ORDER, np.int64), N_SWARM)
+
+    state = blank()
+    assert not state.curvature.any()
+    z = _stream(seed=3)
+    node.propose(state, z[None, :129], int(to_q16(0.25)))
+    c1 = state.curvature[0].astype(np.int64)
+    assert (c1 == c1.T).all() and abs(int(np.trace(c1)) - learn.ORDER * Q16_ONE) <= learn.ORDER
+    fresh = blank()
+    step_fresh = node.propose(fresh, z[None, 200:329], int(to_q16(0.25)))
+    step_warm = node.propose(state, z[None, 200:329], int(to_q16(0.25)))
+    c2 = state.curvature[0].astype(np.int64)
+    window = fresh.curvature[0].astype(np.int64)
+    assert np.abs(c2 - (c1 + (window - c1) / 8)).max() <= 1
+    assert not (step_fresh.proposal == step_warm.proposal).all()

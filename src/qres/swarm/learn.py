@@ -31,7 +31,8 @@ from .aggregate import _div_round
 ORDER = 8  # difference lags in the swarm model
 DATA_BITS = 11  # windows are scaled so that |d| < 2**11
 WEIGHT_LIMIT = 16 * Q16_ONE  # |w| <= 16 keeps every product inside int64
-RIDGE = int(to_q16(0.1))  # ridge of the Newton step, relative to the mean diagonal of X^T X
+RIDGE = int(to_q16(0.1))
+CURVATURE_SHIFT = 3  # the running curvature moves 1/8 of the way to each new window's  # ridge of the Newton step, relative to the mean diagonal of X^T X
 STEP_LIMIT = int(to_q16(0.1))  # a local update moves the weights by at most 0.1 (L2 norm)
 
 
@@ -41,7 +42,8 @@ class LocalStep:
     the window's mean absolute residual before the step relative to its value range (`entropy`,
     Q16.16 in [0, 1]), the same after the step (`residual_error`), and the relative gain
     `accuracy_delta` = (before - after) / before (Q16.16, <= 1.0; 0 when before is 0), and the
-    window's scaled lagged differences and targets (`x` (n, T, ORDER), `y` (n, T)) for `window_loss`."""
+    window's scaled lagged differences and targets (`x` (n, T, ORDER), `y` (n, T)) for `window_loss`,
+    and the node's updated curvature average."""
 
     proposal: np.ndarray
     entropy: np.ndarray
@@ -49,6 +51,7 @@ class LocalStep:
     accuracy_delta: np.ndarray
     x: np.ndarray
     y: np.ndarray
+    curvature: np.ndarray  # (n, ORDER, ORDER) the node's running X^T X / s after this window
 
     def window_loss(self, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Sum of |residual| (Q16.16 units) of `weights` (k, ORDER) on the windows of nodes `rows` (k,)."""
@@ -118,14 +121,17 @@ def _cholesky_solve(c: np.ndarray, h: np.ndarray) -> np.ndarray:
     return v
 
 
-def local_step(weights: np.ndarray, z: np.ndarray, rate_q16: np.ndarray | int) -> LocalStep:
+def local_step(weights: np.ndarray, z: np.ndarray, rate_q16: np.ndarray | int, curvature: np.ndarray | None = None) -> LocalStep:
     """One regularised Newton step of each node's weights (Q16.16, (n, ORDER)) on its window z
     (int64 (n, L), L > 2 x ORDER), scaled by `rate_q16` (scalar or (n,), Q16.16 in 0..1.0) and
     clipped to STEP_LIMIT.
 
-    The step solves (X^T X + RIDGE x s I) step = X^T r with s = trace(X^T X) / ORDER, in Q16.16
-    after dividing by s, so the data's scale drops out; the ridge keeps short windows from
-    over-fitting and the system well conditioned.
+    The step solves (C + RIDGE I) step = X^T r / s with s = trace(X^T X) / ORDER, in Q16.16, so
+    the data's scale drops out. C is the window's X^T X / s, or, given the node's `curvature`
+    (its running average of X^T X / s, (n, ORDER, ORDER) Q16.16, zeros before the first window),
+    that average moved 1/8 of the way towards the window's: a short window then only supplies the
+    gradient, and the step's fixed point over many nodes is the pooled least-squares fit. The
+    updated average is returned in `LocalStep.curvature`.
     """
     w0 = np.asarray(weights, np.int64)
     n, order = w0.shape
@@ -139,6 +145,11 @@ def local_step(weights: np.ndarray, z: np.ndarray, rate_q16: np.ndarray | int) -
     gram = np.einsum("ntp,ntq->npq", x, x)  # < 2**22 per term
     scale = np.maximum(np.einsum("npp->n", gram) // order, 1)[:, None]
     c = _div_round(gram << 16, scale[:, :, None])
+    if curvature is not None:
+        prev = np.asarray(curvature, np.int64)
+        fresh = np.einsum("npp->n", prev) == 0
+        c = np.where(fresh[:, None, None], c, prev + _div_round(c - prev, 1 << CURVATURE_SHIFT))
+    new_curvature = c.copy()
     c[:, np.arange(order), np.arange(order)] += RIDGE
     r, before = _abs_residual_sum(w0, x, y)
     h = _div_round(np.einsum("nt,ntp->np", r >> 8, x) << 8, scale)  # X^T r / s, Q16.16
@@ -150,7 +161,7 @@ def local_step(weights: np.ndarray, z: np.ndarray, rate_q16: np.ndarray | int) -
     entropy = np.minimum(_div_round(before, span * samples), Q16_ONE)
     residual = np.minimum(_div_round(after, span * samples), Q16_ONE)
     gain = np.where(before > 0, _div_round((before - after) << 16, np.maximum(before, 1)), 0)
-    return LocalStep(w, entropy, residual, np.minimum(gain, Q16_ONE), x, y)
+    return LocalStep(w, entropy, residual, np.minimum(gain, Q16_ONE), x, y, new_curvature)
 
 
 # ----------------------------------------------------------------------------- baselines and reports

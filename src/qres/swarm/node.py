@@ -80,6 +80,7 @@ class NodeState:
         self.regime = regime.RegimeState(n)
         self.stale_rounds = np.zeros(n, np.int32)
         self.calm_rounds = np.zeros(n, np.int32)  # rounds since the node last left Calm
+        self.curvature = np.zeros((n, learn.ORDER, learn.ORDER), np.int32)  # running X^T X / s of its windows
         self.aggregator = aggregator if aggregator is not None else Adaptive(nodes_in_swarm)
 
     @property
@@ -89,6 +90,7 @@ class NodeState:
     def state_bytes_per_node(self) -> float:
         """Protocol state per node in bytes, counting each peer id as a 32-byte node id."""
         arrays = (self.weights, self.verified, self.peers, self.rep.score, self.rep.banned, self.stale_rounds, self.calm_rounds)
+        arrays += (self.curvature[:, np.triu_indices(learn.ORDER)[0], np.triu_indices(learn.ORDER)[1]],)  # symmetric: 36 values
         arrays += tuple(vars(self.regime).values())
         total = sum(a.nbytes for a in arrays) + self.peers.size * (NODE_ID_LEN - self.peers.itemsize)
         return total / max(self.n, 1)
@@ -117,8 +119,11 @@ def learning_rate(state: NodeState, calm_rate_q16: int) -> np.ndarray:
 
 
 def propose(state: NodeState, windows: np.ndarray, calm_rate_q16: int) -> learn.LocalStep:
-    """Each node's local update on its window of recent readings (int64 (n, L))."""
-    return learn.local_step(state.weights, windows, learning_rate(state, calm_rate_q16))
+    """Each node's local update on its window of recent readings (int64 (n, L)); the node's running
+    curvature takes the window in."""
+    step = learn.local_step(state.weights, windows, learning_rate(state, calm_rate_q16), state.curvature)
+    state.curvature = step.curvature.astype(np.int32)
+    return step
 
 
 def gossip_decision(
