@@ -219,3 +219,13 @@ def test_another_dataset_runs():
     other = [d for d in datasets.names() if d != SimConfig().dataset][0]
     res = simulate(**TINY, dataset=other)
     assert res.summary["dataset"] == other and res.summary["bits_per_value"] > 0
+
+
+def test_consensus_rounds_follow_the_disagreement_curve():
+    """rounds_to_consensus is the first round below 1%; consensus_held_from the first from which it stays there."""
+    res = simulate(**{**TINY, "rounds": 20, "nodes": 30, "degree": 8})
+    d = [r["honest_disagreement"] for r in res.rounds]
+    first, held = res.summary["rounds_to_consensus"], res.summary["consensus_held_from"]
+    assert first is not None and held is not None and first <= held
+    assert d[first - 1] < 0.01 and all(x >= 0.01 for x in d[: first - 1])
+    assert all(x < 0.01 for x in d[held - 1 :]) and (held == 1 or d[held - 2] >= 0.01)

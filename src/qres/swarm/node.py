@@ -35,7 +35,7 @@ from .packets import NODE_ID_LEN
 from .reputation import CARTEL_MIN, PENALTY, START, TRUSTED_ABOVE, Reputation, cartel_groups, grubbs_outlier_rows
 
 ANNEAL_ROUNDS = 8  # Calm halves the learning rate after this many rounds ...
-ANNEAL_FLOOR = 4  # ... and lowers it to at most an eighth
+ANNEAL_FLOOR = 8  # ... and lowers it to at most an eighth
 STORM_RATE_FACTOR = 5  # Storm learns 5x faster (DESIGN.md: 0.2 instead of 0.04)
 QUORUM = 3  # peer proposals a round needs before its aggregate counts as verified (INV-7)
 CURE_Q16 = int(to_q16(0.001))  # an update spreads only when it improves the window by more than 0.1%

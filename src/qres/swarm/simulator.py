@@ -304,8 +304,8 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
     rounds_run = len(records)
     disagreement = [rec["honest_disagreement"] for rec in records]
     below = np.array(disagreement) < CONSENSUS
-    stays = np.flatnonzero(~below)
-    start = int(stays[-1]) + 1 if len(stays) else 0
+    above = np.flatnonzero(~below)
+    held_from = int(above[-1]) + 1 if len(above) else 0  # 0-based round from which it stays below
     days = np.maximum(clock, 1) / DAY_S
     held = np.array([[rec[name] for name in regime.REGIME_NAMES] for rec in records])
     summary = {
@@ -319,7 +319,8 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
         "aggregator": cfg.aggregator,
         "honest_disagreement": disagreement[-1],
         "attack_drift": records[-1]["attack_drift"],
-        "rounds_to_consensus": start + 1 if start < rounds_run else None,
+        "rounds_to_consensus": int(np.argmax(below)) + 1 if below.any() else None,
+        "consensus_held_from": held_from + 1 if held_from < rounds_run else None,
         "gossip_bytes_per_node_per_day": float(np.mean(sent_bytes[honest] / days[honest])),
         "raw_bytes_per_node_per_day": float(np.mean(4 * cfg.samples_per_round * rounds_run / days[honest])),
         "fedavg_bytes_per_node_per_day": float(np.mean(4 * learn.ORDER * rounds_run / days[honest])),
