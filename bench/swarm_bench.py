@@ -200,7 +200,7 @@ def render(r: dict) -> str:
             [[f"{s['nodes']:,}", s["rounds"], f"{s['wall_seconds']:.1f}", s["rounds_to_consensus"], s["consensus_held_from"], f"{s['honest_disagreement']:.4f}", f"{s['state_bytes_per_node']:.0f}",
               _f(s["bits_per_value"]), _f(s["bits_per_value_local_only"]), _f(s["bits_per_value_central"])]], 0)
         lines += ["Wall time includes building the swarm, the 100 rounds and the codec evaluation of 100 nodes. State per node counts the weights, the last verified model, "
-                  "the running curvature, the peer table (16 peers, each id counted as 32 bytes, score, ban flag) and the regime detector.", ""]
+                  "the running curvature, the peer table (16 peers and 2 relay slots, each id counted as 32 bytes, score, ban flag) and the regime detector.", ""]
     if "robustness" in r:
         lines += ["### Robustness: 100 nodes, 30% attackers", "",
                   "Honest disagreement = max over honest nodes of |w_i - mean| / |mean|; drift = |mean_honest - w_ref| / |w_ref| with w_ref from the same run without attackers. "
@@ -247,7 +247,7 @@ def render(r: dict) -> str:
                          f"{c['fedavg_bytes_per_node_per_day']:,.0f}", w["brownouts"], f"{w['lowest_charge']:.2f}", f"{w['regime_fraction']['storm']:.3f}", q["brownouts"], f"{q['lowest_charge']:.2f}"])
         lines += _table(["device", "Calm radio sleep", "gossip bytes/node/day", "raw readings, sim pace", "raw readings, 1 Hz", "FedAvg float32 uploads",
                          "solar week with injectors: brownouts", "lowest charge", "Storm share", "without attackers: brownouts", "lowest charge"], rows)
-        lines += ["Bytes per node per day. Gossip counts every byte a node transmits (GhostUpdates of 91 bytes with their fragment header, regime votes outside Calm, ban reports); "
+        lines += ["Bytes per node per day. Gossip counts every byte a node transmits (its own GhostUpdate and the one it relays, 91 bytes each with their fragment header; regime votes outside Calm; ban reports); "
                   "raw readings: 4 bytes per reading, at the simulator's pace (32 readings per round, one round per wake) and for a sensor read once a second; "
                   "FedAvg: uploading the same 8-weight model as float32 every round, payload only. A brownout is a wake interval a node could not pay for.", ""]
     if "krum" in r:

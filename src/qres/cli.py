@@ -358,6 +358,7 @@ def sim(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for summary.json, rounds.csv, plots and index.html"),
     topology: Topology = typer.Option("random_regular", "--topology", help="who hears whom"),
     degree: int = typer.Option(16, "--degree", min=1, help="peers each node hears"),
+    relay: int = typer.Option(2, "--relay", min=0, help="updates a node takes per round from its peers' epidemic relays (at most --degree)"),
     loss: float = typer.Option(0.0, "--loss", min=0.0, max=1.0, help="probability a message is lost"),
     delay: float = typer.Option(0.0, "--delay", min=0.0, max=1.0, help="probability a message arrives a round late"),
     aggregator: AggregatorName = typer.Option("adaptive", "--aggregator", help="robust aggregation rule"),
@@ -371,7 +372,7 @@ def sim(
 
     cfg = SimConfig(
         nodes=nodes, rounds=rounds, byzantine=byzantine, attack=attack.value, dataset=dataset.value, seed=seed,
-        topology=topology.value, degree=degree, loss=loss, delay=delay, aggregator=aggregator.value, days=days,
+        topology=topology.value, degree=degree, relay=relay, loss=loss, delay=delay, aggregator=aggregator.value, days=days,
         initial_charge=charge, solar=solar,
     )
     try:

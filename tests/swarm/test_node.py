@@ -240,3 +240,19 @@ def test_the_running_curvature_takes_each_window_in_by_an_eighth():
     window = fresh.curvature[0].astype(np.int64)
     assert np.abs(c2 - (c1 + (window - c1) / 8)).max() <= 1
     assert not (step_fresh.proposal == step_warm.proposal).all()
+
+
+def test_relay_priority_is_the_epidemic_product_for_accepted_useful_updates_only():
+    from qres.swarm.packets import GhostUpdate
+    from qres.fixed import bfp16_from_q16
+
+    state, _ = _node(score=0.6)
+    accepted = np.ones((1, SLOTS), bool)
+    accepted[0, 3] = False
+    residual = np.full((1, SLOTS), to_q16(0.2), np.int64)
+    delta = np.full((1, SLOTS), to_q16(0.05), np.int64)
+    delta[0, 4] = node.CURE_Q16  # not past the cure threshold
+    prio = node.relay_priority(state, accepted, residual, delta)
+    packet = GhostUpdate(bytes(32), 1, bytes(8), bfp16_from_q16(np.zeros(8, np.int64)), int(residual[0, 0]), int(delta[0, 0]))
+    assert prio[0, 0] == packet.priority(int(state.rep.score[0, 0])) > 0
+    assert prio[0, 3] == 0 and prio[0, 4] == 0

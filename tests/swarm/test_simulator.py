@@ -61,7 +61,7 @@ def test_check_rejects_each_bad_field_naming_it(field, value):
 
 def test_check_accepts_the_defaults_and_the_edges():
     SimConfig().check()
-    SimConfig(nodes=2, degree=1, byzantine=0.0, loss=1.0, delay=0.0, rate=1.0, window=16, initial_charge=1.0).check()
+    SimConfig(nodes=2, degree=1, relay=1, byzantine=0.0, loss=1.0, delay=0.0, rate=1.0, window=16, initial_charge=1.0).check()
 
 
 @pytest.mark.parametrize("byzantine", [0.99, 0.95])
@@ -229,3 +229,25 @@ def test_consensus_rounds_follow_the_disagreement_curve():
     assert first is not None and held is not None and first <= held
     assert d[first - 1] < 0.01 and all(x >= 0.01 for x in d[: first - 1])
     assert all(x < 0.01 for x in d[held - 1 :]) and (held == 1 or d[held - 2] >= 0.01)
+
+
+def test_epidemic_relays_cost_bytes_and_reach_beyond_direct_peers(monkeypatch):
+    """With relays a node hears updates from nodes that are not its peers (epidemic spreading)."""
+    from qres.swarm import node
+
+    seen = {}
+    receive = node.receive
+
+    def spy(state, step, inbox, present, votes, quorum=node.QUORUM):
+        if state.n == 30:
+            seen["relayed"] = seen.get("relayed", 0) + int(present[:, 8:10].sum())
+        return receive(state, step, inbox, present, votes, quorum)
+
+    monkeypatch.setattr(node, "receive", spy)
+    cfg = dict(TINY, nodes=30, degree=8, rounds=8)
+    with_relay = simulate(**cfg, relay=2).summary
+    assert seen["relayed"] > 0
+    without = simulate(**cfg, relay=0).summary
+    assert with_relay["gossip_bytes_per_node_per_day"] > without["gossip_bytes_per_node_per_day"]
+    with pytest.raises(ValueError, match="relay"):
+        SimConfig(**cfg, relay=9).check()

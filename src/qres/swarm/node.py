@@ -31,7 +31,7 @@ from . import learn, regime
 from .learn import clip_rows
 from .aggregate import Adaptive, Aggregator
 from .energy import gossip_allowed
-from .packets import NODE_ID_LEN
+from .packets import NODE_ID_LEN, epidemic_priority
 from .reputation import CARTEL_MIN, PENALTY, START, TRUSTED_ABOVE, Reputation, cartel_groups, grubbs_outlier_rows
 
 ANNEAL_ROUNDS = 8  # Calm halves the learning rate after this many rounds ...
@@ -146,6 +146,14 @@ class Evidence:
     violating: np.ndarray  # breaks the protocol: penalised
     astray: np.ndarray  # a cartel suspect
     deviation: np.ndarray  # (n, slots, dim) float: proposal minus the inbox median
+
+
+def relay_priority(state: NodeState, accepted: np.ndarray, residual_error: np.ndarray, accuracy_delta: np.ndarray) -> np.ndarray:
+    """Epidemic priority (Q16.16, (n, slots)) of each accepted proposal as this node would pass it on:
+    residual_error x accuracy_delta x the sender's reputation here, as `GhostUpdate.priority`
+    rounds it; 0 for proposals not accepted or whose gain is below the cure threshold."""
+    prio = epidemic_priority(residual_error, accuracy_delta, state.rep.score)
+    return np.where(accepted & (np.asarray(accuracy_delta) > CURE_Q16), np.asarray(prio, np.int64), 0)
 
 
 def _evidence(weights: np.ndarray, step: learn.LocalStep, inbox: np.ndarray, usable: np.ndarray) -> Evidence:

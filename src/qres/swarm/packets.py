@@ -150,6 +150,13 @@ def _head(ptype: PacketType) -> bytes:
 # packets
 
 
+def epidemic_priority(residual_error_q16, accuracy_delta_q16, reputation_q16):
+    """``residual_error x accuracy_delta x reputation`` in Q16.16 (scalars or arrays, broadcast):
+    ``q16_mul(q16_mul(residual_error, accuracy_delta), reputation)``, two roundings to nearest
+    (ties away from zero), each saturated to int32."""
+    return q16_mul(q16_mul(residual_error_q16, accuracy_delta_q16), reputation_q16)
+
+
 @dataclass(frozen=True)
 class GhostUpdate:
     """A model-weight update offered to the swarm.
@@ -210,7 +217,7 @@ class GhostUpdate:
         rep = _int_in(
             "GhostUpdate.priority: reputation_q16", reputation_q16, 0, Q16_ONE
         )
-        return int(q16_mul(q16_mul(self.residual_error, self.accuracy_delta), rep))
+        return int(epidemic_priority(self.residual_error, self.accuracy_delta, rep))
 
     def to_bytes(self) -> bytes:
         return b"".join(

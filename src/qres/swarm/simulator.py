@@ -29,7 +29,7 @@ from .energy import PROFILES, WAKE_INTERVAL_S, EnergyPool, solar_mw, wake_interv
 from .packets import FRAG_HEADER_LEN
 
 AGGREGATORS = ("adaptive", "mean", "trimmed_mean", "median", "krum", "multi_krum", "reputation")
-NEWCOMER_SLOTS = 4  # peer slots open to unknown identities (filled by Sybils in the sybil attack)
+NEWCOMER_SLOTS = 2  # peer slots open to unknown identities (filled by Sybils in the sybil attack)
 SYBIL_ID_START = 1 << 30
 GHOST_BYTES = 63 + 2 * learn.ORDER + FRAG_HEADER_LEN  # one GhostUpdate in one fragment
 VOTE_BYTES = 49 + FRAG_HEADER_LEN
@@ -67,6 +67,7 @@ class SimConfig:
     solar: bool = True  # intermittent solar charging (one seeded cloud factor per day)
     days: float = 0.0  # > 0: run until every honest node has lived this many days (rounds is then a cap)
     gossip: bool = True  # False: every node learns alone (the local-only baseline)
+    relay: int = 2  # updates a node takes per round from its peers' epidemic relays (0: none)
 
     def check(self) -> None:
         """Raise ValueError naming the first parameter out of range."""
@@ -97,6 +98,8 @@ class SimConfig:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.rate <= 1.0:
             raise ValueError(f"rate must be in (0, 1], got {self.rate}")
+        if not 0 <= self.relay <= self.degree:
+            raise ValueError(f"relay must be 0..degree ({self.degree}), got {self.relay}")
         if self.window < 2 * learn.ORDER or self.samples_per_round < 1:
             raise ValueError(f"window must be at least {2 * learn.ORDER} and samples_per_round positive")
         if not 0.0 < self.initial_charge <= 1.0:
@@ -145,6 +148,12 @@ class _Streams:
         return self.data[self.start[rows, None] + pos]
 
 
+def _slot_mask(shape: tuple[int, int], cols: slice) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[:, cols] = True
+    return mask
+
+
 def _rel(a: np.ndarray, ref: np.ndarray) -> float:
     den = float(np.linalg.norm(ref))
     return float(np.linalg.norm(a - ref)) / den if den > 0 else float(np.linalg.norm(a) > 0)
@@ -187,8 +196,10 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
     attack = attacks.make(cfg.attack) if n_byz else attacks.make("none")
     honest = ~byz
     peers = topology.build(cfg.topology, n, cfg.degree, rng)
+    direct = peers.copy()  # the nodes each node hears itself
     newcomer = NEWCOMER_SLOTS if attack.sybils else 0
-    peers = np.concatenate([peers, np.full((n, newcomer), -1, np.int64)], axis=1)
+    relay = slice(cfg.degree, cfg.degree + cfg.relay)  # slots for updates passed on by peers (epidemic, one hop further)
+    peers = np.concatenate([peers, np.full((n, cfg.relay + newcomer), -1, np.int64)], axis=1)
     slots = peers.shape[1]
     base = np.zeros(learn.ORDER, np.int64)
     state = node.NodeState(peers, base, n, _aggregator(cfg.aggregator, n, slots))
@@ -202,6 +213,8 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
     rate_q16 = int(to_q16(cfg.rate))
     offline = np.zeros(n, np.int64)  # rounds a dropout stays away
     prev_sent = np.tile(base, (n, 1))
+    relayed = np.full(n, -1, np.int64)  # the origin each node passes on this round (-1: none), chosen last round
+    relayed_prio = np.zeros(n, np.int64)
     ban_rep, ban_tgt = np.zeros(0, np.int64), np.zeros(0, np.int64)
     sent_bytes = np.zeros(n, np.int64)
     records: list[dict] = []
@@ -238,6 +251,24 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
             sybil = ctx.proposals + int(attacks.Bias.magnitude * Q16_ONE)
             inbox[:, -newcomer:] = (base + bfp16_quantise_rows(sybil - base))[:, None]
             present[:, -newcomer:] = reached[:, None]
+        if cfg.relay:  # each node takes the highest-priority updates its peers pass on, from nodes it does not hear itself
+            cand = np.where(present[:, : cfg.degree], relayed[src[:, : cfg.degree]], -1)
+            prio = np.where(cand >= 0, relayed_prio[src[:, : cfg.degree]], -1)
+            known = (cand[:, :, None] == direct[:, None, :]).any(axis=2) | (cand == np.arange(n)[:, None])
+            prio = np.where(known, -1, prio)
+            order = np.argsort(-prio, axis=1, kind="stable")[:, : cfg.relay]
+            pick = np.take_along_axis(cand, order, axis=1)
+            ok = np.take_along_axis(prio, order, axis=1) > 0
+            dup = np.zeros_like(ok)
+            for j in range(1, cfg.relay):  # the same origin passed on by two peers counts once
+                dup[:, j] = (pick[:, j : j + 1] == pick[:, :j]).any(axis=1)
+            ok &= ~dup
+            ids = state.peers.copy()
+            ids[:, relay] = np.where(ok, pick, -1)
+            state.replace_peers(_slot_mask(state.peers.shape, relay), ids)
+            inbox[:, relay] = prev_sent[np.maximum(pick, 0)]  # what the origin sent last round
+            present[:, relay] = ok
+            votes[:, relay] = -1  # a relay carries the update, not the origin's vote
         if attack.slanders:  # every attacker reports every honest node it hears
             rows = np.repeat(np.arange(n), slots)[(byz[:, None] & (state.peers >= 0) & (state.peers < n)).ravel()]
             tgt = state.peers[byz[:, None] & (state.peers >= 0) & (state.peers < n)]
@@ -252,6 +283,11 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
             away = offline > 0
             state.weights[away] = keep_w[away]
             state.verified[away] = keep_w[away]
+        if cfg.relay:  # what each node will pass on next round: its best accepted update from a node it hears
+            prio = node.relay_priority(state, result.accepted, step.residual_error[src], step.accuracy_delta[src])[:, : cfg.degree]
+            best = np.argmax(prio, axis=1)
+            relayed_prio = prio[np.arange(n), best]
+            relayed = np.where(relayed_prio > 0, state.peers[np.arange(n), best], -1)
         # ban reports travel next round
         new = result.new_bans | spread
         ban_rep = np.repeat(np.arange(n), slots)[new.ravel()]
@@ -259,7 +295,7 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
         # energy and time
         wake = wake_interval_s(state.regime.regime, self_rep, charge)
         tx = np.where(sends, GHOST_BYTES, 0) + np.where(state.regime.regime != regime.CALM, VOTE_BYTES, 0)
-        tx = tx + BAN_BYTES * new.sum(axis=1)
+        tx = tx + BAN_BYTES * new.sum(axis=1) + GHOST_BYTES * (relayed >= 0)
         rx = GHOST_BYTES * present.sum(axis=1)
         airtime = -(-(tx + rx) * 8 // BITRATE)
         active = np.minimum(LISTEN_S + airtime, wake)
