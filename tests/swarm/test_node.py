@@ -256,3 +256,21 @@ def test_relay_priority_is_the_epidemic_product_for_accepted_useful_updates_only
     packet = GhostUpdate(bytes(32), 1, bytes(8), bfp16_from_q16(np.zeros(8, np.int64)), int(residual[0, 0]), int(delta[0, 0]))
     assert prio[0, 0] == packet.priority(int(state.rep.score[0, 0])) > 0
     assert prio[0, 3] == 0 and prio[0, 4] == 0
+
+
+def test_statistics_alone_never_cut_a_node_off_its_peers(monkeypatch):
+    """If every peer is merely unusual (no violation), the node readmits them rather than stall on
+    its last verified model; violators stay out."""
+    state, step = _node(score=0.5)
+    inbox = _honest_inbox(step)
+    real = node._evidence
+
+    def everyone_unusual(*args):
+        ev = real(*args)
+        ev.unusual[:] = args[3]
+        ev.violating[:, 0] = args[3][:, 0]
+        return ev
+
+    monkeypatch.setattr(node, "_evidence", everyone_unusual)
+    res = _run(state, step, inbox)
+    assert res.verified[0] and res.accepted[0, 1:].all() and not res.accepted[0, 0]

@@ -265,6 +265,8 @@ def receive(
     cartel = _cartels(ev.deviation, suspects)
     state.rep.ban(cartel)
     accepted = usable & ~outliers & ~state.rep.banned
+    starved = accepted.sum(axis=1) < quorum  # statistics alone never cut a node off its peers:
+    accepted |= starved[:, None] & usable & ev.unusual & ~ev.violating & ~state.rep.banned  # readmit the merely unusual
     # the aggregate: own proposal (trusted fully) and the accepted inbox; other slots repeat the own proposal
     values = np.concatenate([own[:, None], np.where(accepted[..., None], inbox, own[:, None])], axis=1)
     rep = np.concatenate([np.full((state.n, 1), Q16_ONE), np.where(accepted, state.rep.score, 0)], axis=1)
