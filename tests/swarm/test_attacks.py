@@ -76,9 +76,16 @@ def test_alie_rows_are_mean_minus_z_std_of_the_honest():
     ctx = context()
     out = attacks.make("alie").forge(ctx)
     h = ctx.proposals[~ctx.byzantine].astype(np.float64)
-    expect = h.mean(axis=0) - attacks.Alie.z * h.std(axis=0)
+    z = attacks.Alie.z(len(ctx.byzantine), int(ctx.byzantine.sum()))
+    expect = h.mean(axis=0) - z * h.std(axis=0)
     assert np.abs(out[ctx.byzantine] - expect).max() <= 0.5 + 1e-9
     assert (out[ctx.byzantine] == out[ctx.byzantine][0]).all()  # all attackers agree
+
+
+@pytest.mark.parametrize("n, f, z", [(100, 30, 0.806), (50, 10, 0.468), (100, 0, 0.0)])
+def test_alie_z_is_the_papers_z_max(n, f, z):
+    """s = floor(n/2 + 1) - f supporters needed; z = Phi^-1((n - s) / n) (Baruch et al. 2019)."""
+    assert attacks.Alie.z(n, f) == pytest.approx(z, abs=1e-3)
 
 
 def test_ipm_rows_are_base_minus_epsilon_times_the_mean_honest_update():
