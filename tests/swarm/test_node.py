@@ -274,3 +274,13 @@ def test_statistics_alone_never_cut_a_node_off_its_peers(monkeypatch):
     monkeypatch.setattr(node, "_evidence", everyone_unusual)
     res = _run(state, step, inbox)
     assert res.verified[0] and res.accepted[0, 1:].all() and not res.accepted[0, 0]
+
+
+def test_pick_relays_takes_the_best_new_origins_once():
+    origins = np.array([[5, 7, 5, 9, -1, 2], [3, 3, 3, -1, -1, -1]])
+    prio = np.array([[40, 90, 60, 10, 99, 80], [5, 7, 9, 0, 0, 0]])
+    known = np.array([[0, 2], [1, 4]])  # node 0 hears 2 itself; node 1 hears 4
+    pick = node.pick_relays(origins, prio, known, 3)
+    assert pick[0].tolist() == [7, 5, 9]  # 2 is known, the empty slot is skipped, 5 counts once
+    assert pick[1].tolist() == [3, -1, -1]  # one origin, however many peers pass it on
+    assert (node.pick_relays(origins, np.zeros_like(prio), known, 2) == -1).all()  # no priority, no relay

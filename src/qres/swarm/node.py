@@ -156,6 +156,32 @@ def relay_priority(state: NodeState, accepted: np.ndarray, residual_error: np.nd
     return np.where(accepted & (np.asarray(accuracy_delta) > CURE_Q16), np.asarray(prio, np.int64), 0)
 
 
+def relay_choice(state: NodeState, accepted: np.ndarray, residual_error: np.ndarray, accuracy_delta: np.ndarray, slots: slice) -> tuple[np.ndarray, np.ndarray]:
+    """What each node passes on next round: the peer id (int64 (n,), -1 for none) of its
+    highest-priority accepted update among `slots` (its own peers: relays are not relayed again),
+    and that priority."""
+    prio = relay_priority(state, accepted, residual_error, accuracy_delta)[:, slots]
+    best = np.argmax(prio, axis=1)
+    rows = np.arange(state.n)
+    top = prio[rows, best]
+    return np.where(top > 0, state.peers[:, slots][rows, best].astype(np.int64), -1), top
+
+
+def pick_relays(origins: np.ndarray, priorities: np.ndarray, known: np.ndarray, k: int) -> np.ndarray:
+    """Which passed-on updates each node takes: the origin ids (int64 (n, k), -1 for none) of the
+    k best by priority among `origins` (n, c) with `priorities` (n, c), skipping empty entries
+    (-1), origins in `known` (n, m: the node itself and the peers it hears directly) and repeats.
+    Ties go to the earlier candidate."""
+    origins = np.asarray(origins, np.int64)
+    prio = np.where((origins >= 0) & ~(origins[:, :, None] == np.asarray(known)[:, None, :]).any(axis=2), priorities, -1)
+    order = np.argsort(-prio, axis=1, kind="stable")[:, :k]
+    pick = np.take_along_axis(origins, order, axis=1)
+    ok = np.take_along_axis(prio, order, axis=1) > 0
+    for j in range(1, pick.shape[1]):  # the same origin passed on by two peers counts once
+        ok[:, j] &= ~(pick[:, j : j + 1] == pick[:, :j]).any(axis=1)
+    return np.where(ok, pick, -1)
+
+
 def _evidence(weights: np.ndarray, step: learn.LocalStep, inbox: np.ndarray, usable: np.ndarray) -> Evidence:
     """Evidence on the usable inbox entries (see `Evidence`). No honest proposal lies farther than
     an honest step (STEP_LIMIT) plus the swarm's small disagreement from both the inbox median and

@@ -252,22 +252,14 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
             inbox[:, -newcomer:] = (base + bfp16_quantise_rows(sybil - base))[:, None]
             present[:, -newcomer:] = reached[:, None]
         if cfg.relay:  # each node takes the highest-priority updates its peers pass on, from nodes it does not hear itself
-            cand = np.where(present[:, : cfg.degree], relayed[src[:, : cfg.degree]], -1)
-            prio = np.where(cand >= 0, relayed_prio[src[:, : cfg.degree]], -1)
-            known = (cand[:, :, None] == direct[:, None, :]).any(axis=2) | (cand == np.arange(n)[:, None])
-            prio = np.where(known, -1, prio)
-            order = np.argsort(-prio, axis=1, kind="stable")[:, : cfg.relay]
-            pick = np.take_along_axis(cand, order, axis=1)
-            ok = np.take_along_axis(prio, order, axis=1) > 0
-            dup = np.zeros_like(ok)
-            for j in range(1, cfg.relay):  # the same origin passed on by two peers counts once
-                dup[:, j] = (pick[:, j : j + 1] == pick[:, :j]).any(axis=1)
-            ok &= ~dup
+            heard = src[:, : cfg.degree]
+            known = np.concatenate([np.arange(n)[:, None], direct], axis=1)
+            pick = node.pick_relays(np.where(present[:, : cfg.degree], relayed[heard], -1), relayed_prio[heard], known, cfg.relay)
             ids = state.peers.copy()
-            ids[:, relay] = np.where(ok, pick, -1)
+            ids[:, relay] = pick
             state.replace_peers(_slot_mask(state.peers.shape, relay), ids)
             inbox[:, relay] = prev_sent[np.maximum(pick, 0)]  # what the origin sent last round
-            present[:, relay] = ok
+            present[:, relay] = pick >= 0
             votes[:, relay] = -1  # a relay carries the update, not the origin's vote
         if attack.slanders:  # every attacker reports every honest node it hears
             rows = np.repeat(np.arange(n), slots)[(byz[:, None] & (state.peers >= 0) & (state.peers < n)).ravel()]
@@ -284,10 +276,7 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
             state.weights[away] = keep_w[away]
             state.verified[away] = keep_w[away]
         if cfg.relay:  # what each node will pass on next round: its best accepted update from a node it hears
-            prio = node.relay_priority(state, result.accepted, step.residual_error[src], step.accuracy_delta[src])[:, : cfg.degree]
-            best = np.argmax(prio, axis=1)
-            relayed_prio = prio[np.arange(n), best]
-            relayed = np.where(relayed_prio > 0, state.peers[np.arange(n), best], -1)
+            relayed, relayed_prio = node.relay_choice(state, result.accepted, step.residual_error[src], step.accuracy_delta[src], slice(0, cfg.degree))
         # ban reports travel next round
         new = result.new_bans | spread
         ban_rep = np.repeat(np.arange(n), slots)[new.ravel()]
