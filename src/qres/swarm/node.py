@@ -174,12 +174,13 @@ def pick_relays(origins: np.ndarray, priorities: np.ndarray, known: np.ndarray, 
     Ties go to the earlier candidate."""
     origins = np.asarray(origins, np.int64)
     prio = np.where((origins >= 0) & ~(origins[:, :, None] == np.asarray(known)[:, None, :]).any(axis=2), priorities, -1)
-    order = np.argsort(-prio, axis=1, kind="stable")[:, :k]
-    pick = np.take_along_axis(origins, order, axis=1)
+    order = np.argsort(-prio, axis=1, kind="stable")
+    ranked = np.take_along_axis(origins, order, axis=1)
     ok = np.take_along_axis(prio, order, axis=1) > 0
-    for j in range(1, pick.shape[1]):  # the same origin passed on by two peers counts once
-        ok[:, j] &= ~(pick[:, j : j + 1] == pick[:, :j]).any(axis=1)
-    return np.where(ok, pick, -1)
+    for j in range(1, ranked.shape[1]):  # the same origin passed on by two peers counts once
+        ok[:, j] &= ~(ranked[:, j : j + 1] == ranked[:, :j]).any(axis=1)
+    order = np.argsort(~ok, axis=1, kind="stable")[:, :k]  # the k best that remain, in priority order
+    return np.where(np.take_along_axis(ok, order, axis=1), np.take_along_axis(ranked, order, axis=1), -1)
 
 
 def _evidence(weights: np.ndarray, step: learn.LocalStep, inbox: np.ndarray, usable: np.ndarray) -> Evidence:
