@@ -5,7 +5,7 @@ scale, and the invariants that only show over many rounds (INV-5 no brownouts, I
 import numpy as np
 import pytest
 
-from qres.swarm import attacks, regime
+from qres.swarm import attacks, node, regime
 from qres.swarm.simulator import SimConfig, simulate
 
 SMALL = SimConfig(nodes=50, rounds=25, byzantine=0.2, eval_nodes=5, eval_samples=256)
@@ -24,12 +24,22 @@ def test_each_attack_class_against_the_adaptive_aggregator(attack):
     assert s["regime_fraction"]["storm"] == 0.0  # nobody was talked into Storm
 
 
-def test_without_defences_the_same_attack_does_harm():
-    """The attack classes above are not toothless: plain averaging lets a bias through."""
+def test_without_evidence_the_same_attack_does_harm(monkeypatch):
+    """The attacks above are not toothless: a node that took every proposal at face value (no outlier
+    test, no violations, no bans) would let a bias drag the swarm."""
     defended = simulate(SMALL, attack="bias").summary
-    plain = simulate(SMALL, attack="bias", aggregator="mean").summary
-    assert defended["attack_drift"] < 0.05
-    assert plain["attack_drift"] > defended["attack_drift"]
+    real = node._evidence
+
+    def blind(*args):
+        ev = real(*args)
+        for mask in (ev.unusual, ev.violating, ev.astray):
+            mask[:] = False
+        return ev
+
+    monkeypatch.setattr(node, "_evidence", blind)
+    naive = simulate(SMALL, attack="bias").summary
+    assert defended["attack_drift"] < 0.05 and defended["bans_true"] > 0
+    assert naive["bans_true"] == 0 and naive["attack_drift"] > 3 * defended["attack_drift"]
 
 
 def test_inv5_entropy_injectors_cannot_brown_out_honest_nodes():
