@@ -186,6 +186,56 @@ def _ban_counts(peers: np.ndarray, banned: np.ndarray, honest: np.ndarray, n: in
     return holders, banners
 
 
+def _flood_sybils(state, r: int, byz, src, present, inbox, proposals, base, newcomer: int) -> None:
+    """Fresh identities (new ids every round) fill the newcomer slots of every node an attacker
+    reaches, each sending the attackers' biased proposal. Updates the round's arrays in place."""
+    n, slots = state.peers.shape
+    reached = (byz[src] & present).any(axis=1)
+    fresh = np.zeros(state.peers.shape, bool)
+    fresh[:, -newcomer:] = reached[:, None]
+    ids = SYBIL_ID_START + (r * n + np.arange(n))[:, None] * newcomer + np.arange(slots)[None] - (slots - newcomer)
+    state.replace_peers(fresh, np.where(fresh, ids, state.peers))
+    sybil = proposals + int(attacks.Bias.magnitude * Q16_ONE)
+    inbox[:, -newcomer:] = (base + bfp16_quantise_rows(sybil - base))[:, None]
+    present[:, -newcomer:] = reached[:, None]
+
+
+def _take_relays(state, relay: slice, direct, heard, present, inbox, votes, prev_sent, relayed, relayed_prio) -> None:
+    """Each node takes the highest-priority updates its peers (`heard`, the ids in its direct
+    slots) pass on, from nodes it does not hear itself, into its relay slots; in place."""
+    n = state.n
+    known = np.concatenate([np.arange(n)[:, None], direct], axis=1)
+    offered = np.where(present[:, : heard.shape[1]], relayed[heard], -1)
+    pick = node.pick_relays(offered, relayed_prio[heard], known, relay.stop - relay.start)
+    ids = state.peers.copy()
+    ids[:, relay] = pick
+    state.replace_peers(_slot_mask(state.peers.shape, relay), ids)
+    inbox[:, relay] = prev_sent[np.maximum(pick, 0)]  # what the origin sent last round
+    present[:, relay] = pick >= 0
+    votes[:, relay] = -1  # a relay carries the update, not the origin's vote
+
+
+def _slander(state, byz, honest) -> tuple[np.ndarray, np.ndarray]:
+    """Ban reports (reporters, targets) of every attacker against every honest node it hears."""
+    n, slots = state.peers.shape
+    mask = byz[:, None] & (state.peers >= 0) & (state.peers < n)
+    rows = np.repeat(np.arange(n), slots)[mask.ravel()]
+    targets = state.peers[mask].astype(np.int64)
+    keep = honest[targets]
+    return rows[keep], targets[keep]
+
+
+def _spend_round(pool: EnergyPool, clock: np.ndarray, wake: np.ndarray, tx: np.ndarray, rx: np.ndarray, cloud: np.ndarray | None) -> None:
+    """One TWT period per node: `wake` seconds, the radio awake for the listen window and the
+    airtime of `tx` + `rx` bytes, the CPU for CPU_S; solar harvest over the period when `cloud`."""
+    airtime = -(-(tx + rx) * 8 // BITRATE)
+    active = np.minimum(LISTEN_S + airtime, wake)
+    if cloud is not None:
+        t_mid = clock[:, None] + wake[:, None] * (np.arange(8)[None] + 0.5) / 8
+        pool.harvest(solar_mw(t_mid, pool.profile.solar_peak_mw, cloud).mean(axis=1), wake)
+    pool.spend(wake, active, np.minimum(CPU_S, wake))
+
+
 def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.ndarray | None) -> SimResult:
     n = cfg.nodes
     rng, net, adversary, _ = (np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(4))
@@ -203,8 +253,7 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
     slots = peers.shape[1]
     base = np.zeros(learn.ORDER, np.int64)
     state = node.NodeState(peers, base, n, _aggregator(cfg.aggregator, n, slots))
-    profile = PROFILES[cfg.profile]
-    pool = EnergyPool(n, profile, cfg.initial_charge)
+    pool = EnergyPool(n, PROFILES[cfg.profile], cfg.initial_charge)
     clock = np.zeros(n, np.int64)
     longest_days = -(-cfg.rounds * int(WAKE_INTERVAL_S.max()) // DAY_S)  # no round lasts longer than the Calm interval
     cloud = rng.uniform(0.0, 1.0, size=longest_days + 2) if cfg.solar else np.zeros(1)  # one factor per day
@@ -242,31 +291,13 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
         late = net.random(state.peers.shape) < cfg.delay
         inbox = np.where(late[..., None], prev_sent[src], sent[src])
         votes = np.where(byz[src] & attack.votes_storm, regime.STORM, state.vote()[src]).astype(np.int8)
-        if attack.sybils:  # fresh identities in the newcomer slots of every node an attacker reaches
-            reached = (byz[src] & present).any(axis=1)
-            fresh = np.zeros(state.peers.shape, bool)
-            fresh[:, -newcomer:] = reached[:, None]
-            ids = SYBIL_ID_START + (r * n + np.arange(n))[:, None] * newcomer + np.arange(slots)[None] - (slots - newcomer)
-            state.replace_peers(fresh, np.where(fresh, ids, state.peers))
-            sybil = ctx.proposals + int(attacks.Bias.magnitude * Q16_ONE)
-            inbox[:, -newcomer:] = (base + bfp16_quantise_rows(sybil - base))[:, None]
-            present[:, -newcomer:] = reached[:, None]
-        if cfg.relay:  # each node takes the highest-priority updates its peers pass on, from nodes it does not hear itself
-            heard = src[:, : cfg.degree]
-            known = np.concatenate([np.arange(n)[:, None], direct], axis=1)
-            pick = node.pick_relays(np.where(present[:, : cfg.degree], relayed[heard], -1), relayed_prio[heard], known, cfg.relay)
-            ids = state.peers.copy()
-            ids[:, relay] = pick
-            state.replace_peers(_slot_mask(state.peers.shape, relay), ids)
-            inbox[:, relay] = prev_sent[np.maximum(pick, 0)]  # what the origin sent last round
-            present[:, relay] = pick >= 0
-            votes[:, relay] = -1  # a relay carries the update, not the origin's vote
+        if attack.sybils:
+            _flood_sybils(state, r, byz, src, present, inbox, ctx.proposals, base, newcomer)
+        if cfg.relay:
+            _take_relays(state, relay, direct, src[:, : cfg.degree], present, inbox, votes, prev_sent, relayed, relayed_prio)
         if attack.slanders:  # every attacker reports every honest node it hears
-            rows = np.repeat(np.arange(n), slots)[(byz[:, None] & (state.peers >= 0) & (state.peers < n)).ravel()]
-            tgt = state.peers[byz[:, None] & (state.peers >= 0) & (state.peers < n)]
-            keep = honest[tgt]
-            ban_rep = np.concatenate([ban_rep, rows[keep]])
-            ban_tgt = np.concatenate([ban_tgt, tgt[keep]])
+            liars, victims = _slander(state, byz, honest)
+            ban_rep, ban_tgt = np.concatenate([ban_rep, liars]), np.concatenate([ban_tgt, victims])
         spread = node.spread_bans(state, ban_rep, ban_tgt) if cfg.gossip else np.zeros(state.peers.shape, bool)
         keep_w = state.weights.copy()
         before = state.regime.regime.copy()
@@ -285,13 +316,7 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
         wake = wake_interval_s(state.regime.regime, self_rep, charge)
         tx = np.where(sends, GHOST_BYTES, 0) + np.where(state.regime.regime != regime.CALM, VOTE_BYTES, 0)
         tx = tx + BAN_BYTES * new.sum(axis=1) + GHOST_BYTES * (relayed >= 0)
-        rx = GHOST_BYTES * present.sum(axis=1)
-        airtime = -(-(tx + rx) * 8 // BITRATE)
-        active = np.minimum(LISTEN_S + airtime, wake)
-        if cfg.solar:
-            t_mid = clock[:, None] + wake[:, None] * (np.arange(8)[None] + 0.5) / 8
-            pool.harvest(solar_mw(t_mid, profile.solar_peak_mw, cloud).mean(axis=1), wake)
-        pool.spend(wake, active, np.minimum(CPU_S, wake))
+        _spend_round(pool, clock, wake, tx, GHOST_BYTES * present.sum(axis=1), cloud if cfg.solar else None)
         clock += wake
         sent_bytes += tx
         prev_sent = sent
