@@ -351,32 +351,23 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
             progress(r + 1)
         if cfg.days > 0 and clock[honest].min() >= cfg.days * DAY_S:
             break
-    rounds_run = len(records)
-    disagreement = [rec["honest_disagreement"] for rec in records]
-    below = np.array(disagreement) < CONSENSUS
-    above = np.flatnonzero(~below)
-    held_from = int(above[-1]) + 1 if len(above) else 0  # 0-based round from which it stays below
     days = np.maximum(clock, 1) / DAY_S
-    held = np.array([[rec[name] for name in regime.REGIME_NAMES] for rec in records])
     summary = {
         "nodes": n,
-        "rounds": rounds_run,
+        "rounds": len(records),
         "byzantine_fraction": n_byz / n,
         "attack": cfg.attack,
         "seed": cfg.seed,
         "dataset": cfg.dataset,
         "topology": cfg.topology,
         "aggregator": cfg.aggregator,
-        "honest_disagreement": disagreement[-1],
-        "attack_drift": records[-1]["attack_drift"],
-        "rounds_to_consensus": int(np.argmax(below)) + 1 if below.any() else None,
-        "consensus_held_from": held_from + 1 if held_from < rounds_run else None,
+        **_consensus_figures(records),
         "gossip_bytes_per_node_per_day": float(np.mean(sent_bytes[honest] / days[honest])),
-        "raw_bytes_per_node_per_day": float(np.mean(4 * cfg.samples_per_round * rounds_run / days[honest])),
-        "fedavg_bytes_per_node_per_day": float(np.mean(4 * learn.ORDER * rounds_run / days[honest])),
+        "raw_bytes_per_node_per_day": float(np.mean(4 * cfg.samples_per_round * len(records) / days[honest])),
+        "fedavg_bytes_per_node_per_day": float(np.mean(4 * learn.ORDER * len(records) / days[honest])),
         "bans_true": records[-1]["bans_true"],
         "bans_false": records[-1]["bans_false"],
-        "regime_fraction": dict(zip(regime.REGIME_NAMES, (float(v) for v in held.mean(axis=0)))),
+        "regime_fraction": {name: float(np.mean([rec[name] for rec in records])) for name in regime.REGIME_NAMES},
         "false_transitions": int(false_alarms),
         "radio_sleep_ratio": float(pool.sleep_ratio()[honest].mean()),
         "brownouts": int(pool.brownouts[honest].sum()),
@@ -389,6 +380,19 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
     if n_byz:
         summary["detection_round_mean"] = float(detected[detected > 0].mean()) if (detected > 0).any() else None
     return SimResult(cfg, summary, records, series)
+
+
+def _consensus_figures(records: list[dict]) -> dict:
+    """Final disagreement and drift, the first round below 1% and the round from which it stays there."""
+    below = np.array([rec["honest_disagreement"] for rec in records]) < CONSENSUS
+    above = np.flatnonzero(~below)
+    held_from = int(above[-1]) + 1 if len(above) else 0  # 0-based round from which it stays below
+    return {
+        "honest_disagreement": records[-1]["honest_disagreement"],
+        "attack_drift": records[-1]["attack_drift"],
+        "rounds_to_consensus": int(np.argmax(below)) + 1 if below.any() else None,
+        "consensus_held_from": held_from + 1 if held_from < len(records) else None,
+    }
 
 
 def _evaluate(cfg: SimConfig, res: SimResult, rng: np.random.Generator) -> dict:
