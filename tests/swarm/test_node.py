@@ -147,18 +147,19 @@ def _votes(storm_slots):
 
 
 @pytest.mark.parametrize(
-    "scores, voters, storm",
+    "scores, voters, counted, storm",
     [
-        ((0.5,) * SLOTS, range(SLOTS), False),  # the whole inbox votes Storm, nobody trusted: no escalation
-        ((0.8,) * SLOTS, range(SLOTS), False),  # 0.8 is not above 0.8
-        ((0.95, 0.95) + (0.5,) * (SLOTS - 2), range(SLOTS), False),  # two trusted voters are not enough
-        ((0.95, 0.95, 0.95) + (0.5,) * (SLOTS - 3), range(3), True),  # three trusted voters are
+        ((0.5,) * SLOTS, range(SLOTS), 0, False),  # the whole inbox votes Storm, nobody trusted: no escalation
+        ((0.8,) * SLOTS, range(SLOTS), 0, False),  # 0.8 is not above 0.8
+        ((0.95, 0.95) + (0.5,) * (SLOTS - 2), range(SLOTS), 2, False),  # two trusted voters are not enough
+        ((0.95, 0.95, 0.95) + (0.5,) * (SLOTS - 3), range(3), 3, True),  # three trusted voters are
     ],
 )
-def test_inv4_storm_needs_three_distinct_trusted_confirmations(scores, voters, storm):
+def test_inv4_storm_needs_three_distinct_trusted_confirmations(scores, voters, counted, storm):
     state, step = _node()
     state.rep.score[0] = [to_q16(s) for s in scores]
-    _run(state, step, _honest_inbox(step), votes=_votes(list(voters)))
+    res = _run(state, step, _honest_inbox(step), votes=_votes(list(voters)))
+    assert res.confirmations[0] == counted
     assert (state.regime.regime[0] == regime.STORM) == storm
 
 

@@ -47,7 +47,7 @@ OUTLIER_DISTANCE = 4 * learn.STEP_LIMIT  # a proposal this far (L2, Q16.16 raw) 
 VIOLATION_LOSS = (11, 10)  # a far proposal violates when 10% worse on the own window than the own proposal
 WORSE_LOSS = (3, 2)  # a proposal 50% worse on the own window than the best received one sits out the round
 LOSS_ROWS = 32  # the newest window rows every received proposal is tried on
-CARTEL_DISTANCE = 3 * learn.STEP_LIMIT  # from the inbox median and the own weights: beyond an honest step plus early disagreement
+ASTRAY_DISTANCE = 3 * learn.STEP_LIMIT  # from the inbox median and the own weights: beyond an honest step plus early disagreement
 UNUSUAL_PENALTY = PENALTY // 4  # a statistical outlier within honest reach costs a quarter of a violation ...
 UNUSUAL_FLOOR = int(to_q16(0.3))  # ... and never more than down to 0.3: statistics cut influence, only violations ban
 
@@ -109,7 +109,7 @@ class NodeState:
 
 
 def learning_rate(state: NodeState, calm_rate_q16: int) -> np.ndarray:
-    """Per node learning rate (Q16.16). Calm anneals it as rate x 16 / (16 + rounds in Calm), down to
+    """Per node learning rate (Q16.16). Calm anneals it as rate x 8 / (8 + rounds in Calm), down to
     an eighth, so honest nodes settle on one model; PreStorm re-arms the full rate and Storm learns
     5x faster (at most 1.0)."""
     calm = (calm_rate_q16 * ANNEAL_ROUNDS) // (ANNEAL_ROUNDS + state.calm_rounds.astype(np.int64))
@@ -143,8 +143,7 @@ class Evidence:
     """What one round's inbox says about each peer slot (arrays (n, slots) unless noted)."""
 
     unusual: np.ndarray  # sits out the round
-    violating: np.ndarray  # breaks the protocol: penalised
-    astray: np.ndarray  # a cartel suspect
+    violating: np.ndarray  # breaks the protocol: penalised, a cartel suspect
     deviation: np.ndarray  # (n, slots, dim) float: proposal minus the inbox median
 
 
@@ -193,10 +192,9 @@ def _evidence(weights: np.ndarray, step: learn.LocalStep, inbox: np.ndarray, usa
       (alpha = 0.01) in distance to the median of own + usable proposals; a proposal WORSE_LOSS
       worse on the node's newest LOSS_ROWS readings than the best received one that is no Grubbs
       outlier; or, while the
-      node's own proposal agrees with the median, one beyond CARTEL_DISTANCE from both.
-    - `astray` (a cartel suspect): beyond CARTEL_DISTANCE from both and worse than the own
-      proposal on the whole own window by VIOLATION_LOSS;
-    - `violating` (penalised, bans): astray and beyond OUTLIER_DISTANCE from both.
+      node's own proposal agrees with the median, one beyond ASTRAY_DISTANCE from both.
+    - `violating` (penalised, bans, a cartel suspect): beyond OUTLIER_DISTANCE from both, and worse
+      than the own proposal on the whole own window by VIOLATION_LOSS.
     """
     own = step.proposal
     x = np.concatenate([own[:, None], inbox], axis=1).astype(np.float64)
@@ -212,17 +210,16 @@ def _evidence(weights: np.ndarray, step: learn.LocalStep, inbox: np.ndarray, usa
     best = np.where(usable & ~unusual, loss, top).min(axis=1, keepdims=True, initial=top)  # a far-off lucky guess sets no bar
     slack = LOSS_ROWS * (Q16_ONE // 2)  # half a (scaled) count per reading: a flat window makes no peer "worse"
     unusual |= usable & (loss * WORSE_LOSS[1] > best * WORSE_LOSS[0] + slack * WORSE_LOSS[1])
-    far = usable & (from_median > CARTEL_DISTANCE) & (from_own > CARTEL_DISTANCE)
+    far = usable & (from_median > ASTRAY_DISTANCE) & (from_own > ASTRAY_DISTANCE)
     anchored = np.sqrt((dev[:, 0] ** 2).sum(axis=1)) <= learn.STEP_LIMIT  # the own proposal agrees with the inbox
     unusual |= far & anchored[:, None]
-    astray = far.copy()
-    rows, cols = np.nonzero(far)
+    violating = usable & (from_median > OUTLIER_DISTANCE) & (from_own > OUTLIER_DISTANCE)
+    rows, cols = np.nonzero(violating)
     if len(rows):  # only the few far entries are tried on the whole own window
         theirs = step.window_loss(rows, inbox[rows, cols])
         mine = step.window_loss(rows, own[rows])
-        astray[rows, cols] = theirs * VIOLATION_LOSS[1] > mine * VIOLATION_LOSS[0]
-    violating = astray & (from_median > OUTLIER_DISTANCE) & (from_own > OUTLIER_DISTANCE)
-    return Evidence(unusual, violating, astray, dev[:, 1:])
+        violating[rows, cols] = theirs * VIOLATION_LOSS[1] > mine * VIOLATION_LOSS[0]
+    return Evidence(unusual, violating, dev[:, 1:])
 
 
 def _cartels(dev: np.ndarray, suspects: np.ndarray) -> np.ndarray:
@@ -286,8 +283,8 @@ def receive(
     state.rep.penalise(ev.violating)
     state.rep.penalise(ev.unusual & ~ev.violating, UNUSUAL_PENALTY, UNUSUAL_FLOOR)
     state.rep.reward(usable & ~outliers)
-    # cartel suspects: violators, peers with violations on record (below the floor only violations
-    # bring a score) and proposals astray; more than 3 of them pointing one way are banned together
+    # cartel suspects: violators and peers with violations on record (below the floor only violations
+    # bring a score); more than 3 of them pointing one way are banned together
     suspects = ev.violating | (usable & (state.rep.score < UNUSUAL_FLOOR))
     cartel = _cartels(ev.deviation, suspects)
     state.rep.ban(cartel)
