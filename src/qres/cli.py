@@ -395,6 +395,27 @@ def sim(
         console.print(f"report written to {out_dir / 'index.html'}")
 
 
+daemon_app = typer.Typer(no_args_is_help=True, help="Run one QRES node: configuration, keys, and the daemon itself.")
+app.add_typer(daemon_app, name="daemon")
+
+
+@daemon_app.command("init")
+def daemon_init(
+    directory: Path = typer.Argument(..., help="folder for node.toml and node.key (created if needed)"),
+    port: int = typer.Option(7000, "--port", min=1, max=65535, help="UDP port for gossip"),
+    api_port: int = typer.Option(8000, "--api-port", min=1, max=65535, help="TCP port for the REST API"),
+) -> None:
+    """Write a commented node.toml and a new Ed25519 key pair into DIRECTORY."""
+    from .node.config import ConfigError, init_node, load_config
+
+    try:
+        cfg = load_config(init_node(directory, port, api_port))
+    except (ConfigError, OSError) as exc:
+        _fail(str(exc))
+    out.print(f"node {cfg.identity().did}")
+    console.print(f"wrote {Path(directory) / 'node.toml'} and {cfg.key_file}")
+
+
 @app.command()
 def demo() -> None:
     """Compress every bundled dataset through the CLI path, check the round trip, compare with the peers."""
