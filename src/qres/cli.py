@@ -416,6 +416,21 @@ def daemon_init(
     console.print(f"wrote {Path(directory) / 'node.toml'} and {cfg.key_file}")
 
 
+@daemon_app.command("run")
+def daemon_run(config: Path = typer.Option(..., "--config", help="the node's node.toml (see `qres daemon init`)")) -> None:
+    """Run one node until SIGINT or SIGTERM, then save its state and stop cleanly."""
+    from .errors import QresError
+    from .node.config import load_config
+    from .node.daemon import run_daemon
+
+    try:
+        cfg = load_config(config)
+        counters = run_daemon(cfg)
+    except (QresError, OSError) as exc:
+        _fail(str(exc))
+    console.print("stopped: " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items())))
+
+
 @app.command()
 def demo() -> None:
     """Compress every bundled dataset through the CLI path, check the round trip, compare with the peers."""

@@ -1,0 +1,255 @@
+"""The node daemon: one swarm node (`qres.swarm.node` rules, n = 1) on real UDP sockets, clocks,
+keys and storage.
+
+Transport: UDP datagrams on the gossip port. A message is a swarm packet (`qres.swarm.packets`)
+sealed in a signed envelope (`identity.seal`), cut into fragments (`packets.fragment`) of at most
+1,024 bytes, so every datagram fits a radio frame and a lost one costs only its message. UDP keeps
+the node close to what a sensor radio does (no connection state per peer, broadcast-friendly); the
+envelope gives authenticity and replay protection that TCP would not give anyway.
+
+Every round (`round_seconds`) the node takes its new readings, proposes its local update, sends it as
+a GhostUpdate (and a RegimeVote outside Calm) to its peers, then closes the round with
+`node.receive` on the updates that arrived before the deadline. A verified model is committed to the
+store; peers, bans, the round and the counters are saved every round. On start the node resumes
+from the newest verified model in its store (INV-7). SIGINT/SIGTERM stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import signal
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from .. import datasets
+from ..errors import QresAuthError, QresFormatError
+from ..fixed import bfp16_from_q16, bfp16_to_q16, to_q16
+from ..swarm import learn, node, regime
+from ..swarm.packets import GhostUpdate, Reassembler, RegimeVote, decode_packet, fragment
+from .config import NodeConfig
+from .identity import Identity, ReplayGuard, did_of, open_envelope, seal
+from .storage import PeerRecord, Store
+
+MAX_PEERS = 16  # peer slots of the node's table
+GENESIS = np.zeros(learn.ORDER, np.int64)
+RATE = int(to_q16(0.5))
+
+
+def model_gene(weights: np.ndarray) -> bytes:
+    """The swarm model's gene: its Q16.16 weights as little-endian int32."""
+    return np.asarray(weights, "<i4").tobytes()
+
+
+def model_id(gene: bytes) -> str:
+    """16 lowercase hex digits of the gene's SHA-256."""
+    return hashlib.sha256(gene).hexdigest()[:16]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _RateLimit:
+    """A token bucket per sender address: `per_second` messages, bursts of as many."""
+
+    def __init__(self, per_second: int):
+        self.per_second = per_second
+        self._buckets: dict[tuple, tuple[float, float]] = {}
+
+    def allow(self, addr: tuple, t: float) -> bool:
+        tokens, last = self._buckets.get(addr, (float(self.per_second), t))
+        tokens = min(float(self.per_second), tokens + (t - last) * self.per_second)
+        ok = tokens >= 1.0
+        self._buckets[addr] = (tokens - 1.0 if ok else tokens, t)
+        if len(self._buckets) > 10_000:  # forget the quietest senders first
+            self._buckets.pop(next(iter(self._buckets)))
+        return ok
+
+
+class NodeDaemon(asyncio.DatagramProtocol):
+    """One running node. `await run()` until `stop()`; `counters` say what it did and dropped."""
+
+    def __init__(self, cfg: NodeConfig):
+        self.cfg = cfg
+        self.identity: Identity = cfg.identity()
+        self.store = Store.open(cfg.data_dir)
+        self.guard = ReplayGuard()
+        self.reassembler = Reassembler(max_pending=256)
+        self.limit = _RateLimit(cfg.rate_limit)
+        self.counters: dict[str, int] = defaultdict(int)
+        self.state = node.NodeState(np.full((1, MAX_PEERS), -1), GENESIS, MAX_PEERS + 1)
+        self.slot_of: dict[str, int] = {}  # peer DID -> slot in the node's table
+        self.did_of_slot: dict[int, str] = {}
+        self.addresses: dict[str, tuple[str, int]] = {}  # peer DID -> where it sends from
+        self.round = int(self.store.get("round", 0))
+        self.inbox: dict[str, GhostUpdate] = {}
+        self.votes: dict[str, int] = {}
+        self.sequence = 0
+        self.step: learn.LocalStep | None = None  # this round's own proposal, once made
+        self.transport: asyncio.DatagramTransport | None = None
+        self._stopping = asyncio.Event()
+        chan = datasets.channels(cfg.dataset)[cfg.channel % len(datasets.channels(cfg.dataset))]
+        self.readings = chan.exact_integers
+        self._resume()
+
+    # -- state ---------------------------------------------------------------------------
+    def _resume(self) -> None:
+        latest = self.store.latest_verified()
+        if latest is not None:
+            w = np.frombuffer(latest.gene, "<i4").astype(np.int64)
+            self.state.weights[0] = w
+            self.state.verified[0] = w
+        for rec in self.store.peers():
+            slot = self._slot(rec.did)
+            if slot is not None:
+                self.state.rep.score[0, slot] = rec.score
+                self.state.rep.banned[0, slot] = rec.banned
+
+    def _slot(self, did: str) -> int | None:
+        """The table slot of a peer, given a free one on first sight; None when the table is full."""
+        if did in self.slot_of:
+            return self.slot_of[did]
+        free = [s for s in range(MAX_PEERS) if s not in self.did_of_slot]
+        if not free:
+            return None
+        slot = free[0]
+        self.slot_of[did] = slot
+        self.did_of_slot[slot] = did
+        self.state.replace_peers(np.arange(MAX_PEERS)[None] == slot, np.full((1, MAX_PEERS), slot))
+        return slot
+
+    def window(self) -> np.ndarray:
+        """The newest readings this round (129 of them, wrapping around the recording)."""
+        end = self.cfg.offset + (self.round + 1) * self.cfg.per_round + 128
+        idx = (np.arange(end - 129, end)) % len(self.readings)
+        return self.readings[idx][None]
+
+    @property
+    def model_id(self) -> str:
+        return model_id(model_gene(self.state.weights[0]))
+
+    # -- transport -----------------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.counters["datagrams_received"] += 1
+        if not self.limit.allow(addr, time.monotonic()):
+            self.counters["dropped_rate_limited"] += 1
+            return
+        try:
+            whole = self.reassembler.push(data, repr(addr).encode())
+            if whole is None:
+                return
+            env = open_envelope(whole, now_ms(), self.guard)
+            packet = decode_packet(env.payload)
+        except QresAuthError as exc:
+            self.counters["dropped_replayed" if "replay" in str(exc) else "dropped_unauthentic"] += 1
+            return
+        except QresFormatError:
+            self.counters["dropped_malformed"] += 1
+            return
+        if did_of(packet.sender) != env.did:  # a packet must be signed by the node it names
+            self.counters["dropped_unauthentic"] += 1
+            return
+        slot = self._slot(env.did)
+        if slot is None:
+            self.counters["dropped_table_full"] += 1
+            return
+        if self.state.rep.banned[0, slot]:
+            self.counters["dropped_banned"] += 1
+            return
+        self.addresses[env.did] = addr
+        self.counters["messages_accepted"] += 1
+        if isinstance(packet, GhostUpdate):
+            self.inbox[env.did] = packet
+        elif isinstance(packet, RegimeVote):
+            self.votes[env.did] = int(packet.regime)
+
+    def _send(self, payload: bytes) -> None:
+        envelope = seal(self.identity, payload, now_ms())
+        self.sequence = (self.sequence + 1) % (1 << 32)
+        targets = list(self.cfg.peers) + [a for d, a in self.addresses.items() if a not in self.cfg.peers]
+        for addr in targets[: self.cfg.fanout]:
+            for frag in fragment(envelope, self.sequence):
+                self.transport.sendto(frag, addr)
+                self.counters["datagrams_sent"] += 1
+
+    # -- rounds --------------------------------------------------------------------------
+    def run_round(self) -> None:
+        """Close the current round with what arrived, then open the next by proposing and sending."""
+        if self.step is not None:  # a round of this run is open (a resumed node starts a fresh one)
+            self._close_round()
+        self.round += 1
+        self.step = node.propose(self.state, self.window(), RATE)
+        update = bfp16_from_q16(self.step.proposal[0] - GENESIS)
+        mid = bytes.fromhex(model_id(model_gene(GENESIS)))
+        self._send(GhostUpdate(self.identity.public_key, self.round, mid, update, int(self.step.residual_error[0]), int(self.step.accuracy_delta[0])).to_bytes())
+        if self.state.regime.regime[0] != regime.CALM:
+            self._send(RegimeVote(self.identity.public_key, self.round, int(self.state.vote()[0]), int(self.step.entropy[0])).to_bytes())
+
+    def _close_round(self) -> None:
+        inbox = np.repeat(self.step.proposal[:, None], MAX_PEERS, axis=1)
+        present = np.zeros((1, MAX_PEERS), bool)
+        votes = np.full((1, MAX_PEERS), -1, np.int8)
+        for did, packet in self.inbox.items():
+            slot = self.slot_of[did]
+            if abs(packet.round - self.round) <= 1 and len(packet.update) == learn.ORDER:
+                inbox[0, slot] = GENESIS + np.asarray(bfp16_to_q16(packet.update), np.int64)
+                present[0, slot] = True
+                votes[0, slot] = self.votes.get(did, regime.CALM)
+        self.inbox.clear()
+        self.votes.clear()
+        result = node.receive(self.state, self.step, inbox, present, votes)
+        self.counters["rounds"] += 1
+        if result.verified[0]:
+            gene = model_gene(self.state.verified[0])
+            self.store.save_model(model_id(gene), gene, self.round, verified=True)
+            self.counters["models_committed"] += 1
+        self._save()
+
+    def _save(self) -> None:
+        t = time.time()
+        self.store.save_peers([
+            PeerRecord(did, int(self.state.rep.score[0, s]), bool(self.state.rep.banned[0, s]), t) for did, s in self.slot_of.items()
+        ])
+        self.store.put("round", self.round)
+        self.store.put("counters", dict(self.counters))
+        self.store.put("regime", regime.REGIME_NAMES[int(self.state.regime.regime[0])])
+
+    async def run(self) -> None:
+        """Listen, run rounds every `round_seconds` until `stop()`, then save and close."""
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: self, local_addr=(self.cfg.gossip_host, self.cfg.gossip_port))
+        try:
+            while not self._stopping.is_set():
+                self.run_round()
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), self.cfg.round_seconds)
+                except TimeoutError:
+                    pass
+        finally:
+            self._save()
+            self.transport.close()
+            self.store.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+def run_daemon(cfg: NodeConfig) -> dict:
+    """Run a node until SIGINT or SIGTERM; return its counters."""
+
+    async def main() -> dict:
+        daemon = NodeDaemon(cfg)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, daemon.stop)
+        print(f"node {daemon.identity.did} gossiping on udp://{cfg.gossip_host}:{cfg.gossip_port}", flush=True)
+        await daemon.run()
+        return dict(daemon.counters)
+
+    return asyncio.run(main())
