@@ -27,16 +27,6 @@ def test_scores_start_at_half_and_bans_below_a_fifth():
     assert rep.score[1] == Q16_ONE  # saturates at 1.0
 
 
-def test_bans_spread_only_on_a_quorum_of_distinct_trusted_voters():
-    rep = Reputation(6)
-    rep.score[:4] = to_q16(0.9)  # nodes 0..3 trusted, 4 and 5 not
-    # two trusted voters, one of them twice, and an untrusted one: not enough
-    assert not rep.adopt_bans([0, 1, 1, 4], [5, 5, 5, 5]).any()
-    # a third distinct trusted voter bans node 5
-    assert rep.adopt_bans([0, 1, 2], [5, 5, 5]).tolist() == [False] * 5 + [True]
-    assert rep.banned[5] and rep.score[5] < BAN_BELOW
-    # a voter cannot ban itself, indices out of range are ignored
-    assert not rep.adopt_bans([0, 1, 2, 9], [0, 1, 2, 9]).any()
 
 
 @pytest.mark.parametrize("p,dof,expected", [(0.005, 10, 3.169), (0.025, 5, 2.571), (0.05, 30, 1.697)])

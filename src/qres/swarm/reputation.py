@@ -1,7 +1,7 @@
 """Reputation: evidence-based scores in [0, 1] (Q16.16), bans, and the evidence tests.
 
 Every node starts at 0.5; evidence raises or lowers the score and a node below 0.2 is banned.
-A ban reported by enough trusted peers spreads. Evidence comes from each round's updates: a
+Bans spread between nodes by `node.spread_bans`. Evidence comes from each round's updates: a
 Grubbs test (alpha = 0.01) flags updates whose distance to the coordinate-wise median is an
 outlier, and a cartel check groups suspects whose deviations point the same way, so that more than
 three linked suspects are banned together.
@@ -53,23 +53,6 @@ class Reputation:
         """Ban outright (a cartel, or a ban adopted from peers)."""
         self.banned |= np.asarray(mask, bool)
         self.score = np.where(self.banned, np.minimum(self.score, BAN_BELOW - 1), self.score).astype(np.int32)
-
-    def adopt_bans(self, voters: np.ndarray, targets: np.ndarray, quorum: int = 3) -> np.ndarray:
-        """Spread bans: ban every target reported by at least `quorum` distinct trusted voters.
-
-        `voters[i]` reported `targets[i]` (node indices). Returns the newly banned mask.
-        """
-        n = len(self.score)
-        voters = np.asarray(voters, np.int64)
-        targets = np.asarray(targets, np.int64)
-        ok = (voters >= 0) & (voters < n) & (targets >= 0) & (targets < n) & (voters != targets)
-        voters, targets = voters[ok], targets[ok]
-        keep = self.trusted()[voters]
-        pairs = np.unique(np.stack([targets[keep], voters[keep]], axis=1), axis=0) if keep.any() else np.zeros((0, 2), np.int64)
-        counts = np.bincount(pairs[:, 0], minlength=n) if len(pairs) else np.zeros(n, np.int64)
-        new = (counts >= quorum) & ~self.banned
-        self.ban(new)
-        return new
 
 
 def _betacf(a: float, b: float, x: float) -> float:
