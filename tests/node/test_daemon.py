@@ -45,6 +45,24 @@ def _stop(procs, timeout=20):
     return [(p.returncode, o, e) for p, (o, e) in zip(procs, outs)]
 
 
+def _wait_for_models(dirs, count, timeout=90):
+    """Wait (polling the live databases) until every node in `dirs` has committed `count` verified
+    models, so a loaded machine only makes the test slower, not wrong."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = []
+        for d in dirs:
+            try:
+                with Store.open(d / "data") as s:
+                    counts.append((s.get("counters") or {}).get("models_committed", 0))
+            except Exception:  # not created yet
+                counts.append(0)
+        if min(counts) >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"nodes committed {counts} models, wanted {count} each")
+
+
 def _latest_weights(d):
     with Store.open(d / "data") as s:
         m = s.latest_verified()
@@ -63,7 +81,7 @@ def cluster(tmp_path):
 def test_five_daemons_gossip_to_one_verified_model_and_stop_cleanly(cluster):
     dirs, ports = cluster
     procs = [_start(dirs, ports, i) for i in range(len(dirs))]
-    time.sleep(6)
+    _wait_for_models(dirs, 15)
     results = _stop(procs)
     for code, out, err in results:
         assert code == 0, err
@@ -115,14 +133,19 @@ def test_hostile_datagrams_are_dropped_and_counted_and_the_node_keeps_working(cl
 def test_a_restarted_node_resumes_from_its_last_verified_model(cluster):
     dirs, ports = cluster
     procs = [_start(dirs, ports, i) for i in range(4)]
-    time.sleep(3)
+    _wait_for_models(dirs[:4], 5)
     _stop(procs[:1])
     before = _latest_weights(dirs[0])
     with Store.open(dirs[0] / "data") as s:
         round_before, ids_before = s.get("round"), s.model_ids()
     assert before is not None
     again = _start(dirs, ports, 0)
-    time.sleep(1.5)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the restarted node has run a few rounds
+        with Store.open(dirs[0] / "data") as s:
+            if s.get("round") >= round_before + 3:
+                break
+        time.sleep(0.2)
     results = _stop([again] + procs[1:])
     assert all(code == 0 for code, _, _ in results), [e[-2000:] for _, _, e in results]
     with Store.open(dirs[0] / "data") as s:
