@@ -60,7 +60,9 @@ def _wait_for_models(dirs, count, timeout=90):
         if min(counts) >= count:
             return
         time.sleep(0.2)
-    raise AssertionError(f"nodes committed {counts} models, wanted {count} each")
+    with Store.open(dirs[counts.index(min(counts))] / "data") as s:
+        slowest = (s.get("counters"), s.get("round"), len(s.peers()))
+    raise AssertionError(f"nodes committed {counts} models, wanted {count} each; the slowest (counters, round, peers): {slowest}")
 
 
 def _latest_weights(d):
@@ -81,7 +83,7 @@ def cluster(tmp_path):
 def test_five_daemons_gossip_to_one_verified_model_and_stop_cleanly(cluster):
     dirs, ports = cluster
     procs = [_start(dirs, ports, i) for i in range(len(dirs))]
-    _wait_for_models(dirs, 15)
+    _wait_for_models(dirs, 30)
     results = _stop(procs)
     for code, out, err in results:
         assert code == 0, err
