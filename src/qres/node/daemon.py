@@ -17,23 +17,31 @@ from the newest verified model in its store (INV-7). SIGINT/SIGTERM stop it clea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import signal
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 
 import numpy as np
+import uvicorn
 
 from .. import datasets
+from ..codec.frame import Codec
+from ..codec.model import Model
 from ..errors import QresAuthError, QresFormatError
 from ..fixed import bfp16_from_q16, bfp16_to_q16, to_q16
 from ..swarm import learn, node, regime
 from ..swarm.packets import GhostUpdate, Reassembler, RegimeVote, decode_packet, fragment
+from .api import create_app
 from .config import NodeConfig
 from .identity import Identity, ReplayGuard, did_of, open_envelope, seal
 from .storage import PeerRecord, Store
 
 MAX_PEERS = 16  # peer slots of the node's table
+FED_READINGS = 4096  # readings from /readings the node keeps
+KEEP_CODECS = 16  # codec models a node can still decompress frames of
+HISTORY = 1024  # readings the codec model's transform and tables are fitted on
 GENESIS = np.zeros(learn.ORDER, np.int64)
 RATE = int(to_q16(0.5))
 
@@ -84,6 +92,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self.slot_of: dict[str, int] = {}  # peer DID -> slot in the node's table
         self.did_of_slot: dict[int, str] = {}
         self.addresses: dict[str, tuple[str, int]] = {}  # peer DID -> where it sends from
+        self.last_seen: dict[str, float] = {}  # peer DID -> when its last message was accepted (s since the epoch)
         self.round = int(self.store.get("round", 0))
         self.inbox: dict[str, GhostUpdate] = {}
         self.votes: dict[str, int] = {}
@@ -93,6 +102,10 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self._stopping = asyncio.Event()
         chan = datasets.channels(cfg.dataset)[cfg.channel % len(datasets.channels(cfg.dataset))]
         self.readings = chan.exact_integers
+        self.fed: deque[int] = deque(maxlen=FED_READINGS)  # readings posted to /readings, newest last
+        self._codecs: dict[str, Codec] = {}  # codec model id -> codec, newest last (at most KEEP_CODECS)
+        self._codec_for: tuple[str, str] | None = None  # (swarm model id, codec model id) of the current codec
+        self.started = time.time()
         self._resume()
 
     # -- state ---------------------------------------------------------------------------
@@ -121,11 +134,58 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self.state.replace_peers(np.arange(MAX_PEERS)[None] == slot, np.full((1, MAX_PEERS), slot))
         return slot
 
+    def history(self, count: int) -> np.ndarray:
+        """The node's newest `count` readings: those posted to /readings when there are enough, else
+        the recording replayed from the configured offset (wrapping around)."""
+        if len(self.fed) >= count:
+            return np.fromiter(self.fed, np.int64, len(self.fed))[-count:]
+        end = self.cfg.offset + (self.round + 1) * self.cfg.per_round + count
+        return self.readings[np.arange(end - count, end) % len(self.readings)]
+
     def window(self) -> np.ndarray:
-        """The newest readings this round (129 of them, wrapping around the recording)."""
-        end = self.cfg.offset + (self.round + 1) * self.cfg.per_round + 128
-        idx = (np.arange(end - 129, end)) % len(self.readings)
-        return self.readings[idx][None]
+        """This round's window for the local update: the newest 129 readings, (1, 129)."""
+        return self.history(129)[None]
+
+    def feed(self, values: np.ndarray) -> None:
+        """Readings from the node's sensor (POST /readings)."""
+        self.fed.extend(int(v) for v in values)
+
+    # -- frames with the node's current model ---------------------------------------------
+    def codec_model(self) -> Model:
+        """The codec model for the current swarm model, fitted on the node's recent readings
+        (rebuilt when the swarm model changes)."""
+        if self._codec_for is None or self._codec_for[0] != self.model_id:
+            model = learn.codec_model(self.history(HISTORY), self.state.weights[0])
+            self._codecs[model.id] = Codec(model)
+            while len(self._codecs) > KEEP_CODECS:
+                self._codecs.pop(next(iter(self._codecs)))
+            self._codec_for = (self.model_id, model.id)
+        return self._codecs[self._codec_for[1]].model
+
+    def compress(self, values: np.ndarray) -> tuple[Model, bytes]:
+        model = self.codec_model()
+        return model, self._codecs[model.id].encode_frame(values)
+
+    def decompress(self, model_id: str, frame: bytes) -> np.ndarray:
+        """Decode a frame of a model this node coded with (KeyError if it never did or forgot it)."""
+        return self._codecs[model_id].decode_frame(frame)
+
+    def status(self) -> dict:
+        c = self.counters
+        return {
+            "did": self.identity.did, "round": self.round, "regime": regime.REGIME_NAMES[int(self.state.regime.regime[0])],
+            "model_id": self.model_id, "peers": len(self.slot_of), "banned": int(self.state.rep.banned[0].sum()),
+            "uptime_s": round(time.time() - self.started, 3), "models_committed": c["models_committed"],
+            "messages_accepted": c["messages_accepted"], "messages_dropped": sum(v for k, v in c.items() if k.startswith("dropped_")),
+            "counters": dict(c),
+        }
+
+    def peer_table(self) -> list[dict]:
+        return [
+            {"did": did, "reputation": int(self.state.rep.score[0, s]) / 65536, "banned": bool(self.state.rep.banned[0, s]),
+             "last_seen": self.last_seen.get(did)}
+            for did, s in sorted(self.slot_of.items())
+        ]
 
     @property
     def model_id(self) -> str:
@@ -163,6 +223,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
             self.counters["dropped_banned"] += 1
             return
         self.addresses[env.did] = addr
+        self.last_seen[env.did] = time.time()
         self.counters["messages_accepted"] += 1
         if isinstance(packet, GhostUpdate):
             self.inbox[env.did] = packet
@@ -221,9 +282,12 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self.store.put("regime", regime.REGIME_NAMES[int(self.state.regime.regime[0])])
 
     async def run(self) -> None:
-        """Listen, run rounds every `round_seconds` until `stop()`, then save and close."""
+        """Listen for gossip, serve the API, run rounds every `round_seconds` until `stop()`, then
+        save and close everything."""
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: self, local_addr=(self.cfg.gossip_host, self.cfg.gossip_port))
+        api = _ApiServer(uvicorn.Config(create_app(self), host=self.cfg.api_host, port=self.cfg.api_port, log_level="warning", lifespan="off"))
+        serving = asyncio.create_task(api.serve())
         try:
             while not self._stopping.is_set():
                 self.run_round()
@@ -232,12 +296,22 @@ class NodeDaemon(asyncio.DatagramProtocol):
                 except TimeoutError:
                     pass
         finally:
+            api.should_exit = True
+            await serving
             self._save()
             self.transport.close()
             self.store.close()
 
     def stop(self) -> None:
         self._stopping.set()
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn's server without its own signal handling: the daemon owns SIGINT and SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
 
 
 def run_daemon(cfg: NodeConfig) -> dict:
@@ -248,7 +322,8 @@ def run_daemon(cfg: NodeConfig) -> dict:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, daemon.stop)
-        print(f"node {daemon.identity.did} gossiping on udp://{cfg.gossip_host}:{cfg.gossip_port}", flush=True)
+        print(f"node {daemon.identity.did} gossiping on udp://{cfg.gossip_host}:{cfg.gossip_port}, "
+              f"API on http://{cfg.api_host}:{cfg.api_port}", flush=True)
         await daemon.run()
         return dict(daemon.counters)
 

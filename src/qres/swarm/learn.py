@@ -195,20 +195,25 @@ def as_predictor(weights, level: int = 0, warm: tuple[tuple[int, ...], ...] = ()
     return LinearPredictor(level=level, short_weights=tuple(a), warm_weights=warm)
 
 
+def codec_model(train: np.ndarray, weights: np.ndarray, fitted: Model | None = None) -> Model:
+    """The codec model a node codes its frames with: transform, entropy settings and tables fitted
+    on `train` (its own recent int64 readings; `fitted` = Model.fit(train) when already made),
+    predictor from the swarm's `weights`."""
+    ch = (fitted or Model.fit(train)).channels[0]
+    chw = dataclasses.replace(ch, predictor=as_predictor(weights, ch.predictor.level, ch.predictor.warm_weights))
+    z, slips, _ = to_streams([chw.transform], [train])
+    return Model((chw,), tables=train_tables(Model((chw,)), z, slips, np.zeros(1, np.int64)))
+
+
 def frame_bits_per_value(train: np.ndarray, test: np.ndarray, weights_rows: list[np.ndarray]) -> list[float]:
     """Bits per value of coding `test` (int64 values) as frames of 64 with the codec, once per set of
     swarm weights; transform, entropy settings and tables are fitted on `train` (the node's own
     history), so only the predictor differs between the results."""
-    base = Model.fit(train)
-    ch = base.channels[0]
-    z, slips, _ = to_streams([ch.transform], [train])
     rows = len(test) // DEFAULT_FRAME_ROWS * DEFAULT_FRAME_ROWS
     frames = np.asarray(test[:rows]).reshape(-1, DEFAULT_FRAME_ROWS)
+    fitted = Model.fit(train)
     out = []
     for w in weights_rows:
-        chw = dataclasses.replace(ch, predictor=as_predictor(w, ch.predictor.level, ch.predictor.warm_weights))
-        model = Model((chw,))
-        model = Model((chw,), tables=train_tables(model, z, slips, np.zeros(1, np.int64)))
-        codec = Codec(model)
+        codec = Codec(codec_model(train, w, fitted))
         out.append(8.0 * sum(len(codec.encode_frame(f)) for f in frames) / max(frames.size, 1))
     return out

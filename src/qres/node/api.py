@@ -1,0 +1,128 @@
+"""The node's REST API (FastAPI; OpenAPI at /docs): status, model, peers, Prometheus metrics,
+frame compression with the node's current model, and sensor readings in.
+
+Every mutating endpoint needs `Authorization: Bearer <api.token>`; request bodies larger than
+`api.max_body` bytes are refused with 413 before they are read; bad input gets a 4xx whose
+`detail` says what is wrong, and is counted in /metrics.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import secrets
+from typing import TYPE_CHECKING
+
+import numpy as np
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from pydantic import BaseModel, Field
+
+from ..codec.frame import MAX_FRAME_ROWS
+from ..errors import QresFormatError, QresModelMismatch
+
+if TYPE_CHECKING:
+    from .daemon import NodeDaemon
+
+
+class Values(BaseModel):
+    values: list[float | int] = Field(..., min_length=1, max_length=MAX_FRAME_ROWS, description="readings, one channel")
+
+
+class Frame(BaseModel):
+    model_id: str = Field(..., min_length=16, max_length=16, description="id of the model the frame was coded with")
+    frame: str = Field(..., max_length=4 * MAX_FRAME_ROWS * 12, description="the frame, base64")
+
+
+def _ints(values: list) -> np.ndarray:
+    if not all(isinstance(v, int) or (isinstance(v, float) and math.isfinite(v) and v.is_integer()) for v in values):
+        raise HTTPException(422, "values must be whole numbers (the node's channel is integer readings)")
+    arr = np.array([int(v) for v in values], dtype=object)
+    if any(abs(v) >= 2**62 for v in arr):
+        raise HTTPException(422, "values must lie within +-2**62")
+    return arr.astype(np.int64)
+
+
+def create_app(daemon: NodeDaemon) -> FastAPI:
+    """The API of one running node."""
+    app = FastAPI(title="QRES node", version="1", description="One node of a QRES swarm.")
+    registry = CollectorRegistry()
+    rejected = Counter("qres_api_rejected_requests", "HTTP requests refused (4xx)", ["reason"], registry=registry)
+    gossip = Gauge("qres_gossip_events", "gossip counters of the node (messages, drops, rounds, models)", ["event"], registry=registry)
+    round_g = Gauge("qres_round", "the node's current round", registry=registry)
+    peers_g = Gauge("qres_peers", "peers in the node's table", registry=registry)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > daemon.cfg.max_body):
+            rejected.labels("too_large").inc()
+            return JSONResponse({"detail": f"request body over {daemon.cfg.max_body} bytes"}, status_code=413)
+        response = await call_next(request)
+        if 400 <= response.status_code < 500 and response.status_code != 413:
+            rejected.labels(str(response.status_code)).inc()
+        return response
+
+    def authorised(request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), daemon.cfg.token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/status")
+    def status() -> dict:
+        return daemon.status()
+
+    @app.get("/model")
+    def model() -> dict:
+        m = daemon.codec_model()
+        return {"id": m.id, "gene": base64.b64encode(m.to_bytes()).decode(), "swarm_model_id": daemon.model_id,
+                "weights_q16": [int(w) for w in daemon.state.weights[0]], "round": daemon.round}
+
+    @app.get("/peers")
+    def peers() -> list[dict]:
+        return daemon.peer_table()
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        for k, v in daemon.counters.items():
+            gossip.labels(k).set(v)
+        round_g.set(daemon.round)
+        peers_g.set(len(daemon.slot_of))
+        return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
+
+    @app.post("/compress", dependencies=[Depends(authorised)])
+    def compress(body: Values) -> dict:
+        values = _ints(body.values)
+        model, frame = daemon.compress(values)
+        return {"model_id": model.id, "frame": base64.b64encode(frame).decode(), "values": len(values), "bytes": len(frame)}
+
+    @app.post("/decompress", dependencies=[Depends(authorised)])
+    def decompress(body: Frame) -> dict:
+        try:
+            frame = base64.b64decode(body.frame, validate=True)
+        except (binascii.Error, ValueError):
+            raise HTTPException(422, "frame is not base64") from None
+        try:
+            values = daemon.decompress(body.model_id, frame)
+        except KeyError:
+            raise HTTPException(404, f"unknown model {body.model_id}: this node never coded with it") from None
+        except QresModelMismatch as exc:
+            raise HTTPException(409, f"frame was not coded with model {body.model_id}: {exc}") from None
+        except QresFormatError as exc:
+            raise HTTPException(422, f"malformed frame: {exc}") from None
+        return {"model_id": body.model_id, "values": [int(v) for v in values]}
+
+    @app.post("/readings", dependencies=[Depends(authorised)])
+    def readings(body: Values) -> dict:
+        values = _ints(body.values)
+        daemon.feed(values)
+        return {"accepted": len(values), "buffered": len(daemon.fed)}
+
+    return app

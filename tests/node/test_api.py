@@ -1,0 +1,149 @@
+"""The REST API of a running node process, over real HTTP on loopback: status, peers, model,
+metrics, frames in and out with the node's model, readings in; tokens, body limits and garbage
+bodies answered with a clear 4xx (never a 5xx), counted in /metrics, while the node keeps serving."""
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qres.node.config import init_node, load_config
+
+
+def _free_ports(k, kind=socket.SOCK_DGRAM):
+    socks = [socket.socket(socket.AF_INET, kind) for _ in range(k)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    """Four daemons (a quorum for each); the first one's API is under test."""
+    base = tmp_path_factory.mktemp("api")
+    gossip, api = _free_ports(4), _free_ports(4, socket.SOCK_STREAM)
+    procs = []
+    for i in range(4):
+        d = base / f"n{i}"
+        init_node(d, gossip[i], api[i])
+        peers = ",".join(f"127.0.0.1:{p}" for j, p in enumerate(gossip) if j != i)
+        env = {**os.environ, "QRES_GOSSIP_PEERS": peers, "QRES_GOSSIP_ROUND_SECONDS": "0.2", "QRES_SENSOR_OFFSET": str(2000 * i),
+               "QRES_API_MAX_BODY": "4096"}
+        procs.append(subprocess.Popen([sys.executable, "-m", "qres.cli", "daemon", "run", "--config", str(d / "node.toml")],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    url = f"http://127.0.0.1:{api[0]}"
+    token = load_config(base / "n0" / "node.toml", env={}).token
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if json.loads(urllib.request.urlopen(url + "/status", timeout=2).read())["models_committed"] > 2:
+                break
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.2)
+    yield url, token
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        p.communicate(timeout=30)
+        assert p.returncode == 0
+
+
+def call(url, path, body=None, token=None, raw=None, headers=None):
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    req = urllib.request.Request(url + path, data=data, method="POST" if data is not None else "GET")
+    req.add_header("content-type", "application/json")
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            text = r.read().decode()
+            return r.status, (json.loads(text) if r.headers.get_content_type() == "application/json" else text)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read().decode() or "null")
+
+
+def test_health_status_peers_and_model(node):
+    url, _ = node
+    assert call(url, "/health") == (200, {"status": "ok"})
+    code, status = call(url, "/status")
+    assert code == 200 and status["did"].startswith("did:qres:") and status["peers"] == 3 and status["regime"] == "calm"
+    assert status["round"] > 0 and status["models_committed"] > 0
+    code, peers = call(url, "/peers")
+    assert code == 200 and len(peers) == 3 and all(0 <= p["reputation"] <= 1 and p["banned"] is False for p in peers)
+    code, model = call(url, "/model")
+    assert code == 200 and len(model["id"]) == 16 and len(model["weights_q16"]) == 8 and base64.b64decode(model["gene"])
+
+
+def test_compress_then_decompress_gives_the_readings_back(node):
+    url, token = node
+    values = [30000 + (i * 37) % 101 for i in range(64)]
+    code, frame = call(url, "/compress", {"values": values}, token)
+    assert code == 200 and frame["values"] == 64 and frame["bytes"] < 4 * 64
+    code, back = call(url, "/decompress", {"model_id": frame["model_id"], "frame": frame["frame"]}, token)
+    assert code == 200 and back["values"] == values
+
+
+def test_readings_feed_the_node(node):
+    url, token = node
+    code, res = call(url, "/readings", {"values": list(range(1000, 1200))}, token)
+    assert code == 200 and res["accepted"] == 200 and res["buffered"] >= 200
+
+
+@pytest.mark.parametrize(
+    "path, body, token, raw, code, says",
+    [
+        ("/compress", {"values": [1, 2]}, None, None, 401, "bearer"),
+        ("/compress", {"values": [1, 2]}, "wrong-token-wrong-token", None, 401, "bearer"),
+        ("/compress", None, "T", b"{not json", 422, ""),
+        ("/compress", {"values": []}, "T", None, 422, ""),
+        ("/compress", {"values": [1.5, 2]}, "T", None, 422, "whole numbers"),
+        ("/compress", {"values": [2**70]}, "T", None, 422, ""),
+        ("/compress", None, "T", json.dumps({"values": list(range(5000))}).encode(), 413, "over 4096"),
+        ("/decompress", {"model_id": "0" * 16, "frame": "AAAA"}, "T", None, 404, "unknown model"),
+        ("/decompress", {"model_id": "0" * 16, "frame": "!!!"}, "T", None, 422, "base64"),
+        ("/readings", {"values": ["a"]}, "T", None, 422, ""),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(node, path, body, token, raw, code, says):
+    url, real = node
+    got, detail = call(url, path, body, real if token == "T" else token, raw)
+    assert got == code and says in json.dumps(detail)
+
+
+def test_refused_requests_are_counted_in_metrics(node):
+    url, _ = node
+    call(url, "/compress", {"values": [1]})
+    code, text = call(url, "/metrics")
+    assert code == 200 and 'qres_api_rejected_requests_total{reason="401"}' in text
+    assert 'qres_gossip_events{event="messages_accepted"}' in text and "qres_round " in text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["/compress", "/decompress", "/readings"]),
+       st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                    lambda c: st.lists(c, max_size=5) | st.dictionaries(st.sampled_from(["values", "model_id", "frame", "x"]), c, max_size=3),
+                    max_leaves=20))
+def test_any_json_body_gets_an_answer_below_500(node, path, body):
+    url, token = node
+    try:
+        raw = json.dumps(body).encode()
+    except ValueError:
+        return
+    code, _ = call(url, path, token=token, raw=raw)
+    assert code < 500
