@@ -84,6 +84,9 @@ def test_health_status_peers_and_model(node):
     code, status = call(url, "/status")
     assert code == 200 and status["did"].startswith("did:qres:") and status["peers"] == 3 and status["regime"] == "calm"
     assert status["round"] > 0 and status["models_committed"] > 0
+    energy = status["energy"]  # one modelled TWT period drawn per round
+    assert energy["profile"] == "esp32-c6" and 0 < energy["charge"] < 1 and energy["modelled_s"] >= status["counters"]["rounds"]
+    assert 0 < status["bits_per_value"] < 32
     code, peers = call(url, "/peers")
     assert code == 200 and len(peers) == 3 and all(0 <= p["reputation"] <= 1 and p["banned"] is False for p in peers)
     code, model = call(url, "/model")
@@ -118,6 +121,8 @@ def test_readings_feed_the_node(node):
         ("/decompress", {"model_id": "0" * 16, "frame": "AAAA"}, "T", None, 404, "unknown model"),
         ("/decompress", {"model_id": "0" * 16, "frame": "!!!"}, "T", None, 422, "base64"),
         ("/readings", {"values": ["a"]}, "T", None, 422, ""),
+        ("/compress", None, "T", b"[NaN]", 422, "dictionary"),  # was a 500: the error echoed NaN
+        ("/compress", None, "T", b'{"values": [NaN, "a"]}', 422, "valid number"),
     ],
 )
 def test_bad_requests_get_a_clear_4xx(node, path, body, token, raw, code, says):

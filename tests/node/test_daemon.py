@@ -21,8 +21,8 @@ from qres.swarm import learn
 from qres.swarm.packets import fragment
 
 
-def _free_ports(k):
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(k)]
+def _free_ports(k, kind=socket.SOCK_DGRAM):
+    socks = [socket.socket(socket.AF_INET, kind) for _ in range(k)]
     for s in socks:
         s.bind(("127.0.0.1", 0))
     ports = [s.getsockname()[1] for s in socks]
@@ -33,7 +33,7 @@ def _free_ports(k):
 
 def _start(dirs, ports, i, extra_env=None):
     peers = ",".join(f"127.0.0.1:{p}" for j, p in enumerate(ports) if j != i)
-    env = {**os.environ, "QRES_GOSSIP_PORT": str(ports[i]), "QRES_GOSSIP_PEERS": peers, "QRES_GOSSIP_ROUND_SECONDS": "0.15",
+    env = {**os.environ, "QRES_GOSSIP_PORT": str(ports[i]), "QRES_API_PORT": str(_free_ports(1, socket.SOCK_STREAM)[0]), "QRES_GOSSIP_PEERS": peers, "QRES_GOSSIP_ROUND_SECONDS": "0.15",
            "QRES_SENSOR_OFFSET": str(3000 * i), **(extra_env or {})}
     return subprocess.Popen([sys.executable, "-m", "qres.cli", "daemon", "run", "--config", str(dirs[i] / "node.toml")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from qres import datasets
-from qres.swarm import regime
+from qres.swarm import energy, regime
 from qres.swarm import simulator as sim
 from qres.swarm.simulator import AGGREGATORS, SimConfig, simulate
 from qres.swarm.topology import TOPOLOGIES
@@ -182,13 +182,13 @@ def test_days_stops_once_every_honest_node_has_lived_that_long(monkeypatch):
 
 def test_every_simulated_day_has_its_own_cloud_factor(monkeypatch):
     used = []
-    real = sim.solar_mw
+    real = energy.solar_mw
 
     def spy(t_s, peak_mw, cloud):
         used.append((int(np.max(np.asarray(t_s) // sim.DAY_S)), len(cloud)))
         return real(t_s, peak_mw, cloud)
 
-    monkeypatch.setattr(sim, "solar_mw", spy)
+    monkeypatch.setattr(energy, "solar_mw", spy)
     res = simulate(**{**TINY, "rounds": 30, "eval_samples": 128, "eval_nodes": 1})
     assert res.summary["simulated_days"] > 3  # the premise: the run spans several days
     assert all(day < n for day, n in used), f"days reached vs cloud factors: {used[-1]}"

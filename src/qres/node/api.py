@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from pydantic import BaseModel, Field
@@ -64,6 +65,12 @@ def create_app(daemon: NodeDaemon) -> FastAPI:
         if 400 <= response.status_code < 500 and response.status_code != 413:
             rejected.labels(str(response.status_code)).inc()
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # where and what, without echoing the input: it may hold NaN, which JSON cannot carry
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     def authorised(request: Request) -> None:
         header = request.headers.get("authorization", "")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import datasets
 from ..errors import QresError
+from ..swarm.energy import PROFILES
 from .identity import Identity
 
 CONFIG_NAME = "node.toml"
@@ -66,6 +67,10 @@ channel = 0
 offset = 0
 # readings per round
 per_round = 32
+
+[energy]
+# the hardware the node's energy budget is modelled on: "esp32-c6" or "rpi-zero-2w"
+profile = "esp32-c6"
 """
 
 
@@ -90,6 +95,7 @@ class NodeConfig:
     channel: int = 0
     offset: int = 0
     per_round: int = 32
+    profile: str = "esp32-c6"
 
     def identity(self) -> Identity:
         return Identity.load(self.key_file)
@@ -134,6 +140,7 @@ _KEYS = {
     ("sensor", "channel"): int,
     ("sensor", "offset"): int,
     ("sensor", "per_round"): int,
+    ("energy", "profile"): str,
 }
 _RANGES = {
     ("gossip", "port"): (1, 65535),
@@ -201,6 +208,9 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> NodeConf
     dataset = values.get(("sensor", "dataset"), "heartpy_ppg")
     if dataset not in datasets.VALUE_COLUMNS:
         raise ConfigError(f"{path}: sensor.dataset {dataset!r} is not a bundled dataset ({', '.join(datasets.VALUE_COLUMNS)})")
+    profile = values.get(("energy", "profile"), "esp32-c6")
+    if profile not in PROFILES:
+        raise ConfigError(f"{path}: energy.profile {profile!r} is not one of {', '.join(PROFILES)}")
     v = {f"{s}_{k}": val for (s, k), val in values.items()}
     return NodeConfig(
         data_dir=base / v.get("node_data_dir", "data"),
@@ -220,4 +230,5 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> NodeConf
         channel=v.get("sensor_channel", 0),
         offset=v.get("sensor_offset", 0),
         per_round=v.get("sensor_per_round", 32),
+        profile=profile,
     )

@@ -31,7 +31,7 @@ from ..codec.frame import Codec
 from ..codec.model import Model
 from ..errors import QresAuthError, QresFormatError
 from ..fixed import bfp16_from_q16, bfp16_to_q16, to_q16
-from ..swarm import learn, node, regime
+from ..swarm import energy, learn, node, regime
 from ..swarm.packets import GhostUpdate, Reassembler, RegimeVote, decode_packet, fragment
 from .api import create_app
 from .config import NodeConfig
@@ -42,6 +42,7 @@ MAX_PEERS = 16  # peer slots of the node's table
 FED_READINGS = 4096  # readings from /readings the node keeps
 KEEP_CODECS = 16  # codec models a node can still decompress frames of
 HISTORY = 1024  # readings the codec model's transform and tables are fitted on
+TIMELINE = 600  # rounds of history kept for the dashboard
 GENESIS = np.zeros(learn.ORDER, np.int64)
 RATE = int(to_q16(0.5))
 
@@ -105,6 +106,10 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self.fed: deque[int] = deque(maxlen=FED_READINGS)  # readings posted to /readings, newest last
         self._codecs: dict[str, Codec] = {}  # codec model id -> codec, newest last (at most KEEP_CODECS)
         self._codec_for: tuple[str, str] | None = None  # (swarm model id, codec model id) of the current codec
+        self.energy = energy.EnergyPool(1, energy.PROFILES[cfg.profile])
+        self.round_bytes = [0, 0]  # bytes sent and received in the open round
+        self.bits_per_value: float | None = None  # of the newest frame coded with the node's model
+        self.timeline: deque[dict] = deque(maxlen=TIMELINE)  # one record per closed round, newest last
         self.started = time.time()
         self._resume()
 
@@ -120,6 +125,9 @@ class NodeDaemon(asyncio.DatagramProtocol):
             if slot is not None:
                 self.state.rep.score[0, slot] = rec.score
                 self.state.rep.banned[0, slot] = rec.banned
+        charge = self.store.get("energy_uj")
+        if charge is not None:
+            self.energy.charge_uj[0] = min(int(charge), int(self.energy.capacity_uj))
 
     def _slot(self, did: str) -> int | None:
         """The table slot of a peer, given a free one on first sight; None when the table is full."""
@@ -174,7 +182,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
         c = self.counters
         return {
             "did": self.identity.did, "round": self.round, "regime": regime.REGIME_NAMES[int(self.state.regime.regime[0])],
-            "model_id": self.model_id, "peers": len(self.slot_of), "banned": int(self.state.rep.banned[0].sum()),
+            "model_id": self.model_id, "peers": len(self.slot_of), "energy": self.energy_status(), "bits_per_value": self.bits_per_value, "banned": int(self.state.rep.banned[0].sum()),
             "uptime_s": round(time.time() - self.started, 3), "models_committed": c["models_committed"],
             "messages_accepted": c["messages_accepted"], "messages_dropped": sum(v for k, v in c.items() if k.startswith("dropped_")),
             "counters": dict(c),
@@ -197,6 +205,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr) -> None:
         self.counters["datagrams_received"] += 1
+        self.round_bytes[1] += len(data)
         if not self.limit.allow(addr, time.monotonic()):
             self.counters["dropped_rate_limited"] += 1
             return
@@ -238,6 +247,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
             for frag in fragment(envelope, self.sequence):
                 self.transport.sendto(frag, addr)
                 self.counters["datagrams_sent"] += 1
+                self.round_bytes[0] += len(frag)
 
     # -- rounds --------------------------------------------------------------------------
     def run_round(self) -> None:
@@ -270,7 +280,36 @@ class NodeDaemon(asyncio.DatagramProtocol):
             gene = model_gene(self.state.verified[0])
             self.store.save_model(model_id(gene), gene, self.round, verified=True)
             self.counters["models_committed"] += 1
+        self._spend_energy()
+        self._record()
         self._save()
+
+    def _spend_energy(self) -> None:
+        """Draw one TWT period of the modelled hardware for the round (its length by regime,
+        reputation and charge; radio time from the bytes actually sent and received)."""
+        own_rep = np.full(1, 1 << 16)
+        wake = energy.wake_interval_s(self.state.regime.regime, own_rep, self.energy.charge_q16())
+        energy.spend_period(self.energy, wake, np.array([self.round_bytes[0]]), np.array([self.round_bytes[1]]))
+        self.round_bytes = [0, 0]
+
+    def _record(self) -> None:
+        """Append the closed round to the timeline: regime, energy, bits per value of the round's
+        newest frame coded with the node's model, model id, peers."""
+        model, frame = self.compress(self.history(64))
+        self.bits_per_value = 8.0 * len(frame) / 64
+        self.timeline.append({
+            "round": self.round, "t": round(time.time(), 3), "regime": regime.REGIME_NAMES[int(self.state.regime.regime[0])],
+            "charge": round(float(self.energy.charge_q16()[0]) / 65536, 5), "bits_per_value": self.bits_per_value,
+            "model_id": self.model_id, "codec_model_id": model.id, "peers": len(self.slot_of),
+            "banned": int(self.state.rep.banned[0].sum()),
+        })
+
+    def energy_status(self) -> dict:
+        """The modelled battery: charge (fraction and microjoules), brownouts, radio sleep ratio."""
+        e = self.energy
+        return {"profile": e.profile.name, "charge": round(float(e.charge_q16()[0]) / 65536, 5), "charge_uj": int(e.charge_uj[0]),
+                "brownouts": int(e.brownouts[0]), "sleep_ratio": round(float(e.sleep_ratio()[0]), 5),
+                "modelled_s": int(e.elapsed_s[0])}
 
     def _save(self) -> None:
         t = time.time()
@@ -280,6 +319,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self.store.put("round", self.round)
         self.store.put("counters", dict(self.counters))
         self.store.put("regime", regime.REGIME_NAMES[int(self.state.regime.regime[0])])
+        self.store.put("energy_uj", int(self.energy.charge_uj[0]))
 
     async def run(self) -> None:
         """Listen for gossip, serve the API, run rounds every `round_seconds` until `stop()`, then

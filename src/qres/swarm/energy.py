@@ -22,6 +22,9 @@ from .regime import CALM
 WAKE_INTERVAL_S = np.array([4 * 3600, 10 * 60, 30], np.int64)  # by regime: CALM, PRESTORM, STORM
 LOW_ENERGY_Q16 = Q16_ONE // 10  # below 10% charge: the Calm interval whatever the regime
 UJ_PER_MWS = 1000  # microjoules in one milliwatt-second
+LISTEN_S = 1  # radio awake per wake (the TWT service period), seconds
+CPU_S = 1  # CPU busy per round, seconds (a local step takes milliseconds; one second is the granularity)
+BITRATE = 250_000  # radio bits per second (802.15.4 class) for airtime
 
 
 @dataclass(frozen=True)
@@ -127,3 +130,16 @@ def solar_mw(t_s: np.ndarray | int, peak_mw: float, cloud: np.ndarray) -> np.nda
     hour = (t % 86400) / 3600.0
     light = np.where((hour > 6) & (hour < 18), np.sin(np.pi * (hour - 6) / 12), 0.0)
     return peak_mw * light * np.asarray(cloud)[np.minimum(day, len(cloud) - 1)]
+
+
+def spend_period(pool: EnergyPool, wake: np.ndarray, tx: np.ndarray, rx: np.ndarray, clock: np.ndarray | None = None, cloud: np.ndarray | None = None) -> None:
+    """One TWT period per node: `wake` seconds, the radio awake for the listen window and the
+    airtime of `tx` + `rx` bytes, the CPU for CPU_S; solar harvest over the period when `cloud`
+    (with `clock`, seconds since midnight of day 0, where each period starts)."""
+    wake = np.asarray(wake, np.int64)
+    airtime = -(-(np.asarray(tx, np.int64) + rx) * 8 // BITRATE)
+    active = np.minimum(LISTEN_S + airtime, wake)
+    if cloud is not None:
+        t_mid = clock[:, None] + wake[:, None] * (np.arange(8)[None] + 0.5) / 8
+        pool.harvest(solar_mw(t_mid, pool.profile.solar_peak_mw, cloud).mean(axis=1), wake)
+    pool.spend(wake, active, np.minimum(CPU_S, wake))

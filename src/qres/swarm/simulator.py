@@ -25,7 +25,7 @@ from .. import datasets
 from ..fixed import Q16_ONE, bfp16_quantise_rows, to_q16
 from . import attacks, learn, node, regime, topology
 from .aggregate import Adaptive, Krum, Mean, Median, MultiKrum, ReputationWeighted, TrimmedMean
-from .energy import PROFILES, WAKE_INTERVAL_S, EnergyPool, solar_mw, wake_interval_s
+from .energy import PROFILES, WAKE_INTERVAL_S, EnergyPool, spend_period, wake_interval_s
 from .packets import FRAG_HEADER_LEN
 
 AGGREGATORS = ("adaptive", "mean", "trimmed_mean", "median", "krum", "multi_krum", "reputation")
@@ -34,9 +34,6 @@ SYBIL_ID_START = 1 << 30
 GHOST_BYTES = 63 + 2 * learn.ORDER + FRAG_HEADER_LEN  # one GhostUpdate in one fragment
 VOTE_BYTES = 49 + FRAG_HEADER_LEN
 BAN_BYTES = 77 + FRAG_HEADER_LEN
-LISTEN_S = 1  # radio awake per wake (the TWT service period), seconds
-CPU_S = 1  # CPU busy per round, seconds (a local step takes milliseconds; one second is the granularity)
-BITRATE = 250_000  # radio bits per second (802.15.4 class) for airtime
 DAY_S = 86_400
 CONSENSUS = 0.01  # honest disagreement below 1% is consensus
 CENTRAL_NODES = 1000  # the central reference model is fitted on at most this many honest nodes' data
@@ -225,17 +222,6 @@ def _slander(state, byz, honest) -> tuple[np.ndarray, np.ndarray]:
     return rows[keep], targets[keep]
 
 
-def _spend_round(pool: EnergyPool, clock: np.ndarray, wake: np.ndarray, tx: np.ndarray, rx: np.ndarray, cloud: np.ndarray | None) -> None:
-    """One TWT period per node: `wake` seconds, the radio awake for the listen window and the
-    airtime of `tx` + `rx` bytes, the CPU for CPU_S; solar harvest over the period when `cloud`."""
-    airtime = -(-(tx + rx) * 8 // BITRATE)
-    active = np.minimum(LISTEN_S + airtime, wake)
-    if cloud is not None:
-        t_mid = clock[:, None] + wake[:, None] * (np.arange(8)[None] + 0.5) / 8
-        pool.harvest(solar_mw(t_mid, pool.profile.solar_peak_mw, cloud).mean(axis=1), wake)
-    pool.spend(wake, active, np.minimum(CPU_S, wake))
-
-
 def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.ndarray | None) -> SimResult:
     n = cfg.nodes
     rng, net, adversary, _ = (np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(4))
@@ -316,7 +302,7 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
         wake = wake_interval_s(state.regime.regime, self_rep, charge)
         tx = np.where(sends, GHOST_BYTES, 0) + np.where(state.regime.regime != regime.CALM, VOTE_BYTES, 0)
         tx = tx + BAN_BYTES * new.sum(axis=1) + GHOST_BYTES * (relayed >= 0)
-        _spend_round(pool, clock, wake, tx, GHOST_BYTES * present.sum(axis=1), cloud if cfg.solar else None)
+        spend_period(pool, wake, tx, GHOST_BYTES * present.sum(axis=1), clock, cloud if cfg.solar else None)
         clock += wake
         sent_bytes += tx
         prev_sent = sent
