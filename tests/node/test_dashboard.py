@@ -1,0 +1,232 @@
+"""The live dashboard of running node processes: the page and its event stream over plain HTTP
+(self-contained page, snapshots whose round rises, a bound on open streams, a clean SIGTERM with
+streams open), and the page in a real headless Chromium, which must show the node's DID and live
+numbers that change as the node works."""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from qres.node.config import init_node
+from qres.node.dashboard import MAX_STREAMS, TIMELINE_ROUNDS
+
+CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WAIT_S = 120  # how long a busy node or browser may take to answer, start or show something (a bound, not a measurement)
+WAIT_MS = 1000 * WAIT_S
+STOP_S = 30  # how long any node may take to stop (as in test_api)
+
+
+def _free_ports(k, kind=socket.SOCK_DGRAM):
+    socks = [socket.socket(socket.AF_INET, kind) for _ in range(k)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=WAIT_S) as r:
+        return json.loads(r.read())
+
+
+def _start(base, count):
+    """`count` daemons gossiping with each other (rounds of 0.2 s); returns their processes and the
+    first one's API URL once it has closed a round and, with peers, heard them all and committed models."""
+    gossip, api = _free_ports(count), _free_ports(count, socket.SOCK_STREAM)
+    procs = []
+    for i in range(count):
+        d = base / f"n{i}"
+        init_node(d, gossip[i], api[i])
+        peers = ",".join(f"127.0.0.1:{p}" for j, p in enumerate(gossip) if j != i)
+        env = {**os.environ, "QRES_GOSSIP_PEERS": peers, "QRES_GOSSIP_ROUND_SECONDS": "0.2", "QRES_SENSOR_OFFSET": str(2000 * i)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "qres.cli", "daemon", "run", "--config", str(d / "node.toml")],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    url = f"http://127.0.0.1:{api[0]}"
+    deadline = time.monotonic() + WAIT_S
+    status = None
+    while time.monotonic() < deadline:
+        try:
+            status = _get(url + "/status")
+            if status["round"] > 1 and status["peers"] == count - 1 and (count == 1 or status["models_committed"] > 2):
+                return procs, url
+        except OSError:  # not listening yet, or too busy to answer in time (URLError is one too)
+            pass
+        time.sleep(0.2)
+    _stop(procs)
+    pytest.fail(f"the node did not get going within {WAIT_S} s: {status}")
+
+
+def _stop(procs):
+    """SIGTERM to each daemon not stopped yet; each must exit 0."""
+    running = [p for p in procs if p.returncode is None]
+    for p in running:
+        p.send_signal(signal.SIGTERM)
+    for p in running:
+        _, err = p.communicate(timeout=STOP_S)
+        assert p.returncode == 0, err[-2000:]
+
+
+@pytest.fixture(scope="module")
+def swarm(tmp_path_factory):
+    """Four daemons; the first one's dashboard is under test. Yields its URL."""
+    procs, url = _start(tmp_path_factory.mktemp("dashboard"), 4)
+    yield url
+    _stop(procs)
+
+
+@pytest.fixture
+def lone(tmp_path):
+    """One daemon of its own (its rounds run without peers). Yields (URL, process)."""
+    procs, url = _start(tmp_path, 1)
+    yield url, procs[0]
+    _stop(procs)
+
+
+def _open_events(url):
+    """An open GET /events response."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=WAIT_S)
+    conn.request("GET", "/events")
+    return conn.getresponse()
+
+
+def _next_snapshot(resp):
+    """The next `snapshot` event of an open /events response, as a dict."""
+    name, data = None, []
+    while True:
+        line = resp.readline().decode()
+        assert line, "the event stream ended"
+        line = line.rstrip("\n")
+        if line.startswith("event: "):
+            name = line[len("event: "):]
+        elif line.startswith("data: "):
+            data.append(line[len("data: "):])
+        elif not line and data:
+            assert name == "snapshot"
+            return json.loads("\n".join(data))
+
+
+def test_page_is_one_self_contained_html_document(swarm):
+    with urllib.request.urlopen(swarm + "/", timeout=WAIT_S) as r:
+        html = r.read().decode()
+        assert r.status == 200 and r.headers.get_content_type() == "text/html"
+        assert "default-src 'none'" in r.headers["content-security-policy"]
+    assert html.startswith("<!doctype html>") and "<script>" in html and "<style>" in html
+    assert "new EventSource(\"events\")" in html
+    # nothing to fetch: the only URL on the page is the SVG namespace, every src/href is inline data
+    assert set(re.findall(r"https?://[^\s\"'`]+", html)) == {"http://www.w3.org/2000/svg"}
+    assert all(ref.startswith("data:") for ref in re.findall(r"(?:src|href)=[\"']([^\"']*)", html))
+
+
+def test_events_stream_snapshots_whose_round_rises(swarm):
+    status, peers = _get(swarm + "/status"), _get(swarm + "/peers")
+    resp = _open_events(swarm)
+    try:
+        assert resp.status == 200 and resp.getheader("content-type").startswith("text/event-stream")
+        first = _next_snapshot(resp)
+        assert first["status"]["did"] == status["did"] and first["status"]["round"] >= status["round"]
+        assert {p["did"] for p in first["peers"]} == {p["did"] for p in peers} and len(first["peers"]) == 3
+        rounds = [r["round"] for r in first["timeline"]]
+        assert 0 < len(rounds) <= TIMELINE_ROUNDS and rounds == list(range(rounds[0], rounds[0] + len(rounds)))
+        assert rounds[-1] <= first["status"]["round"] and {"regime", "charge", "bits_per_value", "model_id"} <= set(first["timeline"][-1])
+        later = _next_snapshot(resp)
+        for _ in range(30):  # the node closes a round every 0.2 s; a snapshot comes about every second
+            if later["status"]["round"] > first["status"]["round"]:
+                break
+            later = _next_snapshot(resp)
+        assert later["status"]["round"] > first["status"]["round"]
+        # later snapshots carry only the rounds closed since the one before
+        assert later["timeline"] and later["timeline"][0]["round"] > rounds[-1]
+    finally:
+        resp.close()
+
+
+def test_event_streams_are_bounded_and_a_closed_one_frees_its_slot(lone):
+    url, _ = lone
+    streams = [_open_events(url) for _ in range(MAX_STREAMS)]
+    try:
+        for resp in streams:  # each one is being served
+            assert resp.status == 200 and _next_snapshot(resp)["status"]["round"] > 0
+        extra = _open_events(url)
+        assert extra.status == 503 and extra.getheader("retry-after")
+        assert "too many event streams" in json.loads(extra.read())["detail"]
+        streams.pop().close()
+        deadline = time.monotonic() + WAIT_S
+        while True:  # the server notices the closed connection and takes one more
+            resp = _open_events(url)
+            if resp.status == 200:
+                streams.append(resp)
+                break
+            resp.read()
+            assert time.monotonic() < deadline, "a closed stream's slot was never freed"
+            time.sleep(0.2)
+        assert _next_snapshot(resp)["status"]["round"] > 0
+    finally:
+        for resp in streams:
+            resp.close()
+
+
+def test_sigterm_with_open_event_streams_stops_the_daemon_cleanly(lone):
+    url, proc = lone
+    streams = [_open_events(url) for _ in range(3)]
+    for resp in streams:
+        _next_snapshot(resp)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=STOP_S)
+    assert proc.returncode == 0 and "Traceback" not in err, err[-2000:]
+    for resp in streams:  # each stream was ended by the server, with its closing chunk (no IncompleteRead)
+        rest = resp.read().decode()
+        assert resp.isclosed() and (rest == "" or rest.endswith("\n\n"))
+
+
+def test_page_in_chromium_shows_the_node_live(swarm):
+    if CHROMIUM is None:
+        pytest.skip("no chromium executable (/usr/bin/chromium; `apt-get install chromium`): the page is not checked in a browser")
+    status, peers = _get(swarm + "/status"), _get(swarm + "/peers")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=WAIT_MS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(WAIT_MS)
+            requested, errors = [], []
+            page.on("request", lambda r: requested.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.goto(swarm + "/")
+            # locators and expect (not page.evaluate): the page's CSP forbids evaluating strings
+            expect(page.locator("#peer-rows tr")).to_have_count(3, timeout=WAIT_MS)
+            assert page.text_content("#did") == status["did"]
+            assert sorted(page.locator("#peer-rows td:first-child").all_text_contents()) == sorted(p["did"] for p in peers)
+            assert page.text_content("#peers").startswith("3 (")
+            assert re.fullmatch("[0-9a-f]{16}", page.text_content("#model-id"))
+            assert page.text_content("#regime") in {"calm", "prestorm", "storm"}
+            assert 0 < float(page.text_content("#bpv")) < 32
+            first = int(page.text_content("#round"))
+            assert first >= status["round"]
+            expect(page.locator("#round")).not_to_have_text(str(first), timeout=WAIT_MS)
+            assert int(page.text_content("#round")) > first
+            # the charts are drawn from the timeline the stream sent
+            assert len(page.get_attribute("#chart-bpv polyline", "points").split()) >= 2
+            assert len(page.get_attribute("#chart-charge polyline", "points").split()) >= 2
+            assert page.locator("#chart-regime rect").count() >= 1
+            assert page.text_content("#conn") == "live"
+            assert errors == []
+            assert requested and all(u.startswith((swarm + "/", "data:")) for u in requested), requested
+        finally:
+            browser.close()
