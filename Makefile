@@ -21,6 +21,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/codec_bench.py
 	$(PY) bench/swarm_bench.py
+	$(PY) bench/node_bench.py
+	$(PY) bench/cluster_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build src/*.egg-info

@@ -417,7 +417,12 @@ def daemon_init(
 
 
 @daemon_app.command("run")
-def daemon_run(config: Path = typer.Option(..., "--config", help="the node's node.toml (see `qres daemon init`)")) -> None:
+def daemon_run(
+    config: Path = typer.Option(..., "--config", help="the node's node.toml (see `qres daemon init`)"),
+    feed: Path = typer.Option(None, "--feed", exists=True, dir_okay=False, help="CSV file whose readings the node replays as its sensor"),
+    column: str = typer.Option(None, "--column", help="the --feed column (default: the first all-numeric one)"),
+    rate: float = typer.Option(32.0, "--rate", min=0.1, max=1e6, help="--feed readings per second"),
+) -> None:
     """Run one node until SIGINT or SIGTERM, then save its state and stop cleanly."""
     from .errors import QresError
     from .node.config import load_config
@@ -425,10 +430,56 @@ def daemon_run(config: Path = typer.Option(..., "--config", help="the node's nod
 
     try:
         cfg = load_config(config)
-        counters = run_daemon(cfg)
-    except (QresError, OSError) as exc:
+        readings = None
+        if feed is not None:
+            channel = datasets.read_channel(feed, column)
+            readings = channel.exact_integers
+            console.print(f"feeding {len(readings):,} readings of {feed}:{channel.name} at {rate:g}/s")
+        counters = run_daemon(cfg, readings, rate)
+    except (QresError, OSError, ValueError) as exc:
         _fail(str(exc))
     console.print("stopped: " + ", ".join(f"{k} {v}" for k, v in sorted(counters.items())))
+
+
+@app.command()
+def cluster(
+    nodes: int = typer.Option(10, "--nodes", min=2, max=1000, help="daemon processes to start on loopback"),
+    byzantine: float = typer.Option(0.0, "--byzantine", min=0.0, max=0.49, help="fraction of the nodes that attack"),
+    attack: str = typer.Option("bias", "--attack", help="what the attackers do (a simulator attack that works over the network)"),
+    dataset: DatasetName = typer.Option("heartpy_ppg", "--dataset", help="bundled recording the nodes read"),
+    rounds: int = typer.Option(30, "--rounds", min=1, help="rounds every honest node closes before the cluster stops"),
+    out_dir: Path = typer.Option(..., "--out", help="empty folder for the nodes' directories, logs and summary.json"),
+    round_seconds: float = typer.Option(0.5, "--round-seconds", min=0.05, help="seconds per gossip round"),
+    fanout: int = typer.Option(8, "--fanout", min=1, help="peers each message goes to"),
+    ttl: int = typer.Option(2, "--ttl", min=0, max=16, help="times a message is passed on"),
+    seed: int = typer.Option(0, "--seed", help="seed of the nodes' recording offsets"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Start NODES real daemons on this machine, let the attackers do their worst, stop them all,
+    and write OUT/summary.json (convergence, bans, gossip propagation, /compress throughput)."""
+    from .node.cluster import ClusterConfig, ClusterError, run_cluster
+
+    cfg = ClusterConfig(nodes=nodes, byzantine=byzantine, attack=attack, dataset=dataset.value, rounds=rounds,
+                        round_seconds=round_seconds, fanout=fanout, ttl=ttl, seed=seed)
+    try:
+        cfg.check()
+    except ValueError as exc:
+        _fail(str(exc))
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), console=console, transient=True) as bar:
+        task = bar.add_task("starting nodes", total=nodes)
+
+        def tick(stage: str, done: int, total: int) -> None:
+            bar.update(task, description="starting nodes" if stage == "starting" else "rounds", completed=done, total=total)
+
+        try:
+            summary = run_cluster(cfg, out_dir, tick)
+        except (ClusterError, OSError) as exc:
+            _fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        out.print(_summary_table({k: v for k, v in summary.items() if k != "honest_counters"}, f"cluster of {nodes} daemons, attack {attack} ({cfg.attackers} attackers)"))
+    console.print(f"summary written to {Path(out_dir) / 'summary.json'}")
 
 
 @app.command()

@@ -86,6 +86,35 @@ def channels(name: str) -> list[Channel]:
     return out
 
 
+def read_channel(csv_path: str | Path, column: str | None = None) -> Channel:
+    """One numeric column of any CSV file with a header row (default: the first column whose cells
+    are all numbers) as a Channel; ValueError naming the file, column or row when there is none."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{csv_path}: no data rows under a header")
+    candidates = [column] if column is not None else list(rows[0])
+    if column is not None and column not in rows[0]:
+        raise ValueError(f"{csv_path}: no column {column!r} (columns: {', '.join(rows[0])})")
+    for col in candidates:
+        try:
+            decimals, ints = _exact([row[col] for row in rows])
+        except (ArithmeticError, TypeError, ValueError):  # decimal.InvalidOperation is an ArithmeticError
+            if column is not None:
+                bad = next(i for i, row in enumerate(rows) if not _is_number(row[col]))
+                raise ValueError(f"{csv_path}: column {col!r}, data row {bad + 1}: {rows[bad][col]!r} is not a number") from None
+            continue
+        return Channel(col, decimals, ints)
+    raise ValueError(f"{csv_path}: no column holds only numbers")
+
+
+def _is_number(cell: str | None) -> bool:
+    try:
+        return cell is not None and Decimal(cell).is_finite()
+    except ArithmeticError:
+        return False
+
+
 def values(name: str) -> np.ndarray:
     """All value channels of dataset `name` as one (samples, channels) array, float64 unless all are integer."""
     chans = channels(name)

@@ -46,20 +46,26 @@ def node(tmp_path_factory):
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     url = f"http://127.0.0.1:{api[0]}"
     token = load_config(base / "n0" / "node.toml", env={}).token
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if json.loads(urllib.request.urlopen(url + "/status", timeout=2).read())["models_committed"] > 2:
-                break
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.2)
-    yield url, token
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    for p in procs:
-        p.communicate(timeout=30)
-        assert p.returncode == 0
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if json.loads(urllib.request.urlopen(url + "/status", timeout=5).read())["models_committed"] > 2:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        yield url, token
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.communicate(timeout=30)
+            assert p.returncode == 0
+    finally:
+        for p in procs:  # whatever failed above, no daemon outlives the module
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 def call(url, path, body=None, token=None, raw=None, headers=None):
@@ -152,3 +158,19 @@ def test_any_json_body_gets_an_answer_below_500(node, path, body):
         return
     code, _ = call(url, path, token=token, raw=raw)
     assert code < 500
+
+
+def test_a_chunked_body_over_the_limit_is_refused_without_being_read_whole(node):
+    import http.client
+    from urllib.parse import urlparse
+
+    url, token = node
+    u = urlparse(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    chunks = (json.dumps({"values": list(range(5000))}).encode()[i : i + 512] for i in range(0, 30000, 512))
+    conn.request("POST", "/compress", body=chunks, headers={"authorization": f"Bearer {token}", "content-type": "application/json"},
+                 encode_chunked=True)
+    resp = conn.getresponse()
+    assert resp.status == 413 and "over 4096" in resp.read().decode()
+    conn.close()
+    assert call(url, "/health") == (200, {"status": "ok"})  # and the node keeps serving

@@ -18,6 +18,7 @@ from qres.node.config import init_node
 from qres.node.identity import Identity, seal
 from qres.node.storage import Store
 from qres.swarm import learn
+from qres.node.wire import wrap
 from qres.swarm.packets import fragment
 
 
@@ -31,12 +32,27 @@ def _free_ports(k, kind=socket.SOCK_DGRAM):
     return ports
 
 
+_RUNNING: list[subprocess.Popen] = []  # every daemon a test started, killed after the test if still running
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test():
+    yield
+    while _RUNNING:
+        p = _RUNNING.pop()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def _start(dirs, ports, i, extra_env=None):
     peers = ",".join(f"127.0.0.1:{p}" for j, p in enumerate(ports) if j != i)
     env = {**os.environ, "QRES_GOSSIP_PORT": str(ports[i]), "QRES_API_PORT": str(_free_ports(1, socket.SOCK_STREAM)[0]), "QRES_GOSSIP_PEERS": peers, "QRES_GOSSIP_ROUND_SECONDS": "0.15",
            "QRES_SENSOR_OFFSET": str(3000 * i), **(extra_env or {})}
-    return subprocess.Popen([sys.executable, "-m", "qres.cli", "daemon", "run", "--config", str(dirs[i] / "node.toml")],
+    proc = subprocess.Popen([sys.executable, "-m", "qres.cli", "daemon", "run", "--config", str(dirs[i] / "node.toml")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _RUNNING.append(proc)
+    return proc
 
 
 def _stop(procs, timeout=20):
@@ -111,15 +127,24 @@ def test_hostile_datagrams_are_dropped_and_counted_and_the_node_keeps_working(cl
     try:
         sock.sendto(b"", target)
         sock.sendto(b"\xff" * 700, target)  # not a fragment
-        good = seal(mallory, b"QS\x01\x09 unknown packet type", int(time.time() * 1000))
-        sock.sendto(fragment(good, 1)[0], target)  # signed, but a malformed packet
-        forged = bytearray(seal(mallory, b"hello", int(time.time() * 1000)))
+        def send(envelope, seq, ttl=0):
+            sock.sendto(fragment(wrap(envelope, ttl), seq)[0], target)
+
+        now = int(time.time() * 1000)
+        send(seal(mallory, b"QS\x01\x09 unknown packet type", now), 1)  # signed, but a malformed packet
+        sock.sendto(fragment(seal(mallory, b"no hop header", now), 4)[0], target)  # an envelope without its hop header
+        forged = bytearray(seal(mallory, b"hello", now))
         forged[-1] ^= 1
-        sock.sendto(fragment(bytes(forged), 2)[0], target)  # bad signature
-        stale = seal(mallory, b"hello", int(time.time() * 1000) - 10 * 60_000)
-        sock.sendto(fragment(stale, 3)[0], target)  # ten minutes old
+        send(bytes(forged), 2)  # bad signature
+        send(seal(mallory, b"hello", now - 10 * 60_000), 3)  # ten minutes old
+        future = bytearray(seal(mallory, b"hello", now))
+        future[2] = 7
+        send(bytes(future), 5)  # an envelope version this node does not speak
+        once = seal(mallory, b"QS\x01\x09 again", now)
+        send(once, 6)
+        send(once, 7)  # the same envelope again: a replay
         for i in range(400):  # a flood from one address
-            sock.sendto(fragment(seal(mallory, b"x", int(time.time() * 1000)), 10 + i)[0], target)
+            send(seal(mallory, b"x", int(time.time() * 1000)), 10 + i)
     finally:
         sock.close()
     time.sleep(2.5)
@@ -127,7 +152,8 @@ def test_hostile_datagrams_are_dropped_and_counted_and_the_node_keeps_working(cl
     assert all(code == 0 for code, _, _ in results), results[0][2]
     with Store.open(dirs[0] / "data") as s:
         c = s.get("counters")
-        assert c["dropped_malformed"] >= 3 and c["dropped_unauthentic"] >= 2
+        assert c["dropped_malformed"] >= 4 and c["dropped_unauthentic"] >= 1 and c["dropped_unknown_version"] >= 1
+        assert c["dropped_replayed"] >= 1 and c["dropped_stale"] >= 1
         assert c["dropped_rate_limited"] > 0
         assert c["models_committed"] > 0 and s.latest_verified() is not None  # it kept working
         assert mallory.did not in {p.did for p in s.peers()}  # nothing unverified reached the peer table
@@ -158,3 +184,53 @@ def test_a_restarted_node_resumes_from_its_last_verified_model(cluster):
     # its first model after the restart is one round away from where it stopped (every input of a
     # round lies within one step, 0.1 in L2, of the node's weights), not from the genesis model
     assert np.linalg.norm(first - before) <= learn.STEP_LIMIT + 8 < np.linalg.norm(before)
+
+
+def test_feed_replays_a_csv_as_the_nodes_sensor(tmp_path):
+    d = tmp_path / "n"
+    init_node(d)
+    csv = tmp_path / "sensor.csv"
+    csv.write_text("t,level\n" + "".join(f"{i},{100 + (i * 7) % 13}\n" for i in range(500)))
+    port, api = _free_ports(1)[0], _free_ports(1, socket.SOCK_STREAM)[0]
+    env = {**os.environ, "QRES_GOSSIP_PORT": str(port), "QRES_API_PORT": str(api), "QRES_GOSSIP_ROUND_SECONDS": "0.1"}
+    proc = subprocess.Popen([sys.executable, "-m", "qres.cli", "daemon", "run", "--config", str(d / "node.toml"), "--feed", str(csv),
+                             "--column", "level", "--rate", "2000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _RUNNING.append(proc)
+    deadline = time.monotonic() + 60
+    fed = 0
+    while time.monotonic() < deadline and fed < 1000:  # more than the file holds: it starts again
+        with Store.open(d / "data") as s:
+            fed = (s.get("counters") or {}).get("readings_fed", 0)
+        time.sleep(0.2)
+    (code, out, err), = _stop([proc])
+    assert code == 0, err
+    assert "feeding 500 readings of" in err and fed >= 1000
+
+
+def test_a_bad_feed_is_refused_with_a_clear_message(tmp_path):
+    d = tmp_path / "n"
+    init_node(d)
+    csv = tmp_path / "words.csv"
+    csv.write_text("a\nx\n")
+    proc = subprocess.run([sys.executable, "-m", "qres.cli", "daemon", "run", "--config", str(d / "node.toml"), "--feed", str(csv)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "no column holds only numbers" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_late_joiner_starts_from_its_peers_model_not_genesis(tmp_path):
+    dirs = [tmp_path / f"n{i}" for i in range(5)]
+    for d in dirs:
+        init_node(d)
+    ports = _free_ports(5)
+    early = [_start(dirs, ports, i) for i in range(4)]
+    _wait_for_models(dirs[:4], 15)  # the swarm has moved well away from genesis
+    swarm = np.mean([_latest_weights(d) for d in dirs[:4]], axis=0)
+    late = _start(dirs, ports, 4)
+    _wait_for_models(dirs[4:], 1)
+    results = _stop(early + [late])
+    assert all(code == 0 for code, _, _ in results)
+    with Store.open(dirs[4] / "data") as s:
+        assert s.get("counters")["joined_from_peers"] == 1
+        first = np.frombuffer(s.model(s.model_ids()[0]).gene, "<i4").astype(float)
+    # its first model is the median of its peers' updates plus at most one round: near the swarm's model
+    assert np.linalg.norm(first - swarm) < 0.25 * np.linalg.norm(swarm)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from qres.errors import QresFormatError
-from qres.node.storage import DB_NAME, PeerRecord, Store
+from qres.node.storage import DB_NAME, PeerRecord, Store, StoredModel
 
 WRITER = r"""
 import sys
@@ -29,10 +29,12 @@ def test_everything_survives_a_restart(tmp_path):
     with Store.open(tmp_path) as s:
         s.save_model("aaaa", b"gene-1", 1, verified=True)
         s.save_model("bbbb", b"gene-2", 2, verified=False)
-        s.save_peers([PeerRecord("did:qres:" + "1" * 64, 52000, False, 10.0), PeerRecord("did:qres:" + "2" * 64, 3000, True, 11.0)])
-        s.put("round", 7)
+        s.save_round([PeerRecord("did:qres:" + "1" * 64, 52000, False, 10.0), PeerRecord("did:qres:" + "2" * 64, 3000, True, 11.0)],
+                     {"round": 7, "regime": "calm"}, StoredModel("cccc", b"gene-3", 3, False))
+        s.put("energy", 5)
     with Store.open(tmp_path) as s:
-        assert s.model_ids() == ["aaaa", "bbbb"]
+        assert s.model_ids() == ["aaaa", "bbbb", "cccc"] and s.model("cccc") == StoredModel("cccc", b"gene-3", 3, False)
+        assert s.get("regime") == "calm" and s.get("energy") == 5
         assert s.latest_verified().id == "aaaa"  # round 2 was never verified: resume from round 1 (INV-7)
         assert s.model("bbbb").gene == b"gene-2"
         assert s.banned() == {"did:qres:" + "2" * 64}

@@ -1,5 +1,6 @@
 """The node's REST API (FastAPI; OpenAPI at /docs): status, model, peers, Prometheus metrics,
-frame compression with the node's current model, and sensor readings in.
+frame compression with the node's current model, and sensor readings in; a live dashboard at /
+(`dashboard`).
 
 Every mutating endpoint needs `Authorization: Bearer <api.token>`; request bodies larger than
 `api.max_body` bytes are refused with 413 before they are read; bad input gets a 4xx whose
@@ -23,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from ..codec.frame import MAX_FRAME_ROWS
 from ..errors import QresFormatError, QresModelMismatch
+from . import dashboard
 
 if TYPE_CHECKING:
     from .daemon import NodeDaemon
@@ -37,13 +39,55 @@ class Frame(BaseModel):
     frame: str = Field(..., max_length=4 * MAX_FRAME_ROWS * 12, description="the frame, base64")
 
 
+def _invalid(field: str, msg: str) -> RequestValidationError:
+    """A 422 for a bad body field, in the shape the schema declares for 422 (a list of errors)."""
+    return RequestValidationError([{"loc": ("body", field), "msg": msg, "type": "value_error"}])
+
+
 def _ints(values: list) -> np.ndarray:
     if not all(isinstance(v, int) or (isinstance(v, float) and math.isfinite(v) and v.is_integer()) for v in values):
-        raise HTTPException(422, "values must be whole numbers (the node's channel is integer readings)")
+        raise _invalid("values", "values must be whole numbers (the node's channel is integer readings)")
     arr = np.array([int(v) for v in values], dtype=object)
     if any(abs(v) >= 2**62 for v in arr):
-        raise HTTPException(422, "values must lie within +-2**62")
+        raise _invalid("values", "values must lie within +-2**62")
     return arr.astype(np.int64)
+
+
+class _BodyLimit:
+    """ASGI middleware: a request body over `max_body` bytes gets 413 (at once from its
+    Content-Length, or as soon as a chunked body passes the limit, never reading more); every 4xx
+    is counted in `rejected` by status."""
+
+    def __init__(self, app, max_body: int, rejected: Counter):
+        self.app, self.max_body, self.rejected = app, max_body, rejected
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            return await self._too_large(scope, receive, send)
+        seen = 0
+
+        async def bounded_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:  # the handler's body read fails with this 413
+                raise HTTPException(413, f"request body over {self.max_body} bytes")
+            return message
+
+        async def counting_send(message):
+            if message["type"] == "http.response.start":
+                if 400 <= message["status"] < 500:
+                    self.rejected.labels(str(message["status"])).inc()
+            await send(message)
+
+        await self.app(scope, bounded_receive, counting_send)
+
+    async def _too_large(self, scope, receive, send):
+        self.rejected.labels("413").inc()
+        await JSONResponse({"detail": f"request body over {self.max_body} bytes"}, status_code=413)(scope, receive, send)
 
 
 def create_app(daemon: NodeDaemon) -> FastAPI:
@@ -55,16 +99,7 @@ def create_app(daemon: NodeDaemon) -> FastAPI:
     round_g = Gauge("qres_round", "the node's current round", registry=registry)
     peers_g = Gauge("qres_peers", "peers in the node's table", registry=registry)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > daemon.cfg.max_body):
-            rejected.labels("too_large").inc()
-            return JSONResponse({"detail": f"request body over {daemon.cfg.max_body} bytes"}, status_code=413)
-        response = await call_next(request)
-        if 400 <= response.status_code < 500 and response.status_code != 413:
-            rejected.labels(str(response.status_code)).inc()
-        return response
+    app.add_middleware(_BodyLimit, max_body=daemon.cfg.max_body, rejected=rejected)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -72,32 +107,34 @@ def create_app(daemon: NodeDaemon) -> FastAPI:
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
-    def authorised(request: Request) -> None:
+    # every handler is async: each is a few microseconds to a millisecond of work on the node's own
+    # event loop, which costs less than a hop to a worker thread and keeps the node's state on one thread
+    async def authorised(request: Request) -> None:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), daemon.cfg.token.encode()):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     @app.get("/health")
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok"}
 
     @app.get("/status")
-    def status() -> dict:
+    async def status() -> dict:
         return daemon.status()
 
     @app.get("/model")
-    def model() -> dict:
+    async def model() -> dict:
         m = daemon.codec_model()
         return {"id": m.id, "gene": base64.b64encode(m.to_bytes()).decode(), "swarm_model_id": daemon.model_id,
                 "weights_q16": [int(w) for w in daemon.state.weights[0]], "round": daemon.round}
 
     @app.get("/peers")
-    def peers() -> list[dict]:
+    async def peers() -> list[dict]:
         return daemon.peer_table()
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    def metrics() -> PlainTextResponse:
+    async def metrics() -> PlainTextResponse:
         for k, v in daemon.counters.items():
             gossip.labels(k).set(v)
         round_g.set(daemon.round)
@@ -105,17 +142,17 @@ def create_app(daemon: NodeDaemon) -> FastAPI:
         return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
 
     @app.post("/compress", dependencies=[Depends(authorised)])
-    def compress(body: Values) -> dict:
+    async def compress(body: Values) -> dict:
         values = _ints(body.values)
         model, frame = daemon.compress(values)
         return {"model_id": model.id, "frame": base64.b64encode(frame).decode(), "values": len(values), "bytes": len(frame)}
 
     @app.post("/decompress", dependencies=[Depends(authorised)])
-    def decompress(body: Frame) -> dict:
+    async def decompress(body: Frame) -> dict:
         try:
             frame = base64.b64decode(body.frame, validate=True)
         except (binascii.Error, ValueError):
-            raise HTTPException(422, "frame is not base64") from None
+            raise _invalid("frame", "frame is not base64") from None
         try:
             values = daemon.decompress(body.model_id, frame)
         except KeyError:
@@ -123,13 +160,14 @@ def create_app(daemon: NodeDaemon) -> FastAPI:
         except QresModelMismatch as exc:
             raise HTTPException(409, f"frame was not coded with model {body.model_id}: {exc}") from None
         except QresFormatError as exc:
-            raise HTTPException(422, f"malformed frame: {exc}") from None
+            raise _invalid("frame", f"malformed frame: {exc}") from None
         return {"model_id": body.model_id, "values": [int(v) for v in values]}
 
     @app.post("/readings", dependencies=[Depends(authorised)])
-    def readings(body: Values) -> dict:
+    async def readings(body: Values) -> dict:
         values = _ints(body.values)
         daemon.feed(values)
         return {"accepted": len(values), "buffered": len(daemon.fed)}
 
+    app.include_router(dashboard.router(daemon))  # GET / and /events: the live dashboard
     return app

@@ -14,11 +14,17 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import fsspec
+
 from .. import datasets
 from ..errors import QresError
+from ..swarm.attacks import ATTACKS
 from ..swarm.energy import PROFILES
 from .identity import Identity
 
+# the simulator's attacks a daemon can play; Sybil floods and slander need identities and ban
+# reports the daemon does not forge
+NETWORK_ATTACKS = tuple(a for a in ATTACKS if a not in ("none", "sybil", "slander"))
 CONFIG_NAME = "node.toml"
 KEY_NAME = "node.key"
 
@@ -36,6 +42,9 @@ TEMPLATE = """\
 data_dir = "data"
 # the node's Ed25519 private key (32-byte seed as 64 hex characters, mode 0600); relative to this file
 key_file = "{key_file}"
+# for test clusters only: make this node an attacker that forges what it sends ("" = honest);
+# one of the simulator's attacks that work over a network: {attacks}
+attack = ""
 
 [gossip]
 # UDP address the node listens on for signed gossip
@@ -71,6 +80,14 @@ per_round = 32
 [energy]
 # the hardware the node's energy budget is modelled on: "esp32-c6" or "rpi-zero-2w"
 profile = "esp32-c6"
+
+[archive]
+# a copy of every verified model under an fsspec URL, written in the background ("" = none),
+# e.g. "s3://bucket/node-a" (needs qres[s3]) or "file:///var/lib/qres/archive"; a plain path is relative to this file
+url = ""
+# endpoint of an S3-compatible server, e.g. "http://127.0.0.1:9000" ("" = AWS); credentials come from
+# the usual AWS environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)
+endpoint = ""
 """
 
 
@@ -96,6 +113,9 @@ class NodeConfig:
     offset: int = 0
     per_round: int = 32
     profile: str = "esp32-c6"
+    attack: str = ""
+    archive_url: str = ""
+    archive_endpoint: str = ""
 
     def identity(self) -> Identity:
         return Identity.load(self.key_file)
@@ -110,7 +130,7 @@ def init_node(directory: str | Path, port: int = 7000, api_port: int = 8000) -> 
     if cfg.exists() or (d / KEY_NAME).exists():
         raise ConfigError(f"{d}: already holds {CONFIG_NAME} or {KEY_NAME}; refusing to overwrite a node")
     Identity.create_file(d / KEY_NAME)
-    cfg.write_text(TEMPLATE.format(key_file=KEY_NAME, port=port, api_port=api_port, token=secrets.token_urlsafe(24)))
+    cfg.write_text(TEMPLATE.format(key_file=KEY_NAME, port=port, api_port=api_port, token=secrets.token_urlsafe(24), attacks=", ".join(NETWORK_ATTACKS)))
     return cfg
 
 
@@ -121,10 +141,25 @@ def _peer(text: str, where: str) -> tuple[str, int]:
     return host, int(port)
 
 
+
+def _archive_url(url: str, base: Path, where: str) -> str:
+    """The archive URL, a plain relative path resolved against `base`; ConfigError when fsspec does
+    not know its protocol or the package implementing it is not installed."""
+    protocol = fsspec.utils.get_protocol(url)
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ValueError:
+        raise ConfigError(f"{where}: {url!r} has protocol {protocol!r}, which fsspec does not know") from None
+    except ImportError as exc:
+        raise ConfigError(f"{where}: protocol {protocol!r} needs a package that is not installed ({exc}); for s3:// install qres[s3]") from None
+    return str(base / url) if protocol == "file" and "://" not in url else url
+
+
 # every key a node.toml may hold, with its type; ranges where one applies
 _KEYS = {
     ("node", "data_dir"): str,
     ("node", "key_file"): str,
+    ("node", "attack"): str,
     ("gossip", "host"): str,
     ("gossip", "port"): int,
     ("gossip", "peers"): list,
@@ -141,6 +176,8 @@ _KEYS = {
     ("sensor", "offset"): int,
     ("sensor", "per_round"): int,
     ("energy", "profile"): str,
+    ("archive", "url"): str,
+    ("archive", "endpoint"): str,
 }
 _RANGES = {
     ("gossip", "port"): (1, 65535),
@@ -211,6 +248,15 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> NodeConf
     profile = values.get(("energy", "profile"), "esp32-c6")
     if profile not in PROFILES:
         raise ConfigError(f"{path}: energy.profile {profile!r} is not one of {', '.join(PROFILES)}")
+    attack = values.get(("node", "attack"), "")
+    if attack and attack not in NETWORK_ATTACKS:
+        raise ConfigError(f"{path}: node.attack {attack!r} is not one of {', '.join(NETWORK_ATTACKS)} (or \"\" for an honest node)")
+    archive_url = values.get(("archive", "url"), "")
+    if archive_url:
+        archive_url = _archive_url(archive_url, base, f"{path}: archive.url")
+    archive_endpoint = values.get(("archive", "endpoint"), "")
+    if archive_endpoint and not archive_endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}: archive.endpoint {archive_endpoint!r} is not an http:// or https:// URL")
     v = {f"{s}_{k}": val for (s, k), val in values.items()}
     return NodeConfig(
         data_dir=base / v.get("node_data_dir", "data"),
@@ -231,4 +277,7 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> NodeConf
         offset=v.get("sensor_offset", 0),
         per_round=v.get("sensor_per_round", 32),
         profile=profile,
+        archive_url=archive_url,
+        archive_endpoint=archive_endpoint,
+        attack=attack,
     )

@@ -20,8 +20,11 @@ import asyncio
 import contextlib
 import hashlib
 import signal
+import sqlite3
+import sys
 import time
 from collections import defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import uvicorn
@@ -31,18 +34,27 @@ from ..codec.frame import Codec
 from ..codec.model import Model
 from ..errors import QresAuthError, QresFormatError
 from ..fixed import bfp16_from_q16, bfp16_to_q16, to_q16
-from ..swarm import energy, learn, node, regime
+from ..swarm import attacks, energy, learn, node, regime
+from ..swarm.aggregate import Median
 from ..swarm.packets import GhostUpdate, Reassembler, RegimeVote, decode_packet, fragment
+from . import archive
 from .api import create_app
 from .config import NodeConfig
+from . import wire
 from .identity import Identity, ReplayGuard, did_of, open_envelope, seal
-from .storage import PeerRecord, Store
+from .storage import PeerRecord, Store, StoredModel
 
 MAX_PEERS = 16  # peer slots of the node's table
 FED_READINGS = 4096  # readings from /readings the node keeps
 KEEP_CODECS = 16  # codec models a node can still decompress frames of
 HISTORY = 1024  # readings the codec model's transform and tables are fitted on
+REFIT_ROUNDS = 20  # rounds between refits of the codec's transform to the node's readings
 TIMELINE = 600  # rounds of history kept for the dashboard
+MAX_KNOWN = 256  # addresses the node keeps from peer exchange
+HELLO_EVERY = 5  # rounds between the node's Hellos (peer exchange)
+RELAY = 2  # peers' updates a node passes on per round (the simulator's relay)
+ARRIVALS = 20_000  # Hello arrivals kept for propagation figures
+JOIN_ROUNDS = 3  # rounds a new node only listens, to start from its peers' model rather than genesis
 GENESIS = np.zeros(learn.ORDER, np.int64)
 RATE = int(to_q16(0.5))
 
@@ -81,10 +93,17 @@ class _RateLimit:
 class NodeDaemon(asyncio.DatagramProtocol):
     """One running node. `await run()` until `stop()`; `counters` say what it did and dropped."""
 
-    def __init__(self, cfg: NodeConfig):
+    def __init__(self, cfg: NodeConfig, feed: np.ndarray | None = None, feed_rate: float = 32.0):
         self.cfg = cfg
+        self.feed_source = feed  # readings to replay into feed() at feed_rate per second (`--feed`), or None
+        self.feed_rate = feed_rate
         self.identity: Identity = cfg.identity()
-        self.store = Store.open(cfg.data_dir)
+        self.store = Store.open(cfg.data_dir, any_thread=True)
+        # commits (each an fsync) run on this one thread, so a slow disk never stalls gossip
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qres-store")
+        self.archive = archive.from_config(cfg)  # copies committed models to the configured archive; None without one
+        if self.archive is not None:
+            self.archive.backfill(self.store)
         self.guard = ReplayGuard()
         self.reassembler = Reassembler(max_pending=256)
         self.limit = _RateLimit(cfg.rate_limit)
@@ -95,7 +114,14 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self.addresses: dict[str, tuple[str, int]] = {}  # peer DID -> where it sends from
         self.last_seen: dict[str, float] = {}  # peer DID -> when its last message was accepted (s since the epoch)
         self.round = int(self.store.get("round", 0))
-        self.inbox: dict[str, GhostUpdate] = {}
+        self.inbox: dict[str, tuple[GhostUpdate, bytes, int]] = {}  # origin DID -> (update, envelope, ttl) this round
+        self.heard = np.zeros((0, learn.ORDER), np.int64)  # the peers' proposals of the last closed round
+        self.known: dict[tuple[str, int], None] = dict.fromkeys(cfg.peers)  # addresses to gossip to, oldest first
+        self.arrivals: deque[tuple[str, int, int, int]] = deque(maxlen=ARRIVALS)  # (origin, sent_us, received_us, ttl) of Hellos
+        self.rng = np.random.default_rng()
+        self.attack = attacks.make(cfg.attack) if cfg.attack else None
+        direction = np.random.default_rng(0).normal(size=learn.ORDER)  # the cartel's shared direction: the same for every attacker
+        self.shared_direction = direction / np.linalg.norm(direction)
         self.votes: dict[str, int] = {}
         self.sequence = 0
         self.step: learn.LocalStep | None = None  # this round's own proposal, once made
@@ -106,6 +132,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self.fed: deque[int] = deque(maxlen=FED_READINGS)  # readings posted to /readings, newest last
         self._codecs: dict[str, Codec] = {}  # codec model id -> codec, newest last (at most KEEP_CODECS)
         self._codec_for: tuple[str, str] | None = None  # (swarm model id, codec model id) of the current codec
+        self._fitted: tuple[int, Model] | None = None  # (round, Model.fit of the readings then) the codec builds on
         self.energy = energy.EnergyPool(1, energy.PROFILES[cfg.profile])
         self.round_bytes = [0, 0]  # bytes sent and received in the open round
         self.bits_per_value: float | None = None  # of the newest frame coded with the node's model
@@ -116,6 +143,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
     # -- state ---------------------------------------------------------------------------
     def _resume(self) -> None:
         latest = self.store.latest_verified()
+        self.joining = JOIN_ROUNDS if latest is None else 0
         if latest is not None:
             w = np.frombuffer(latest.gene, "<i4").astype(np.int64)
             self.state.weights[0] = w
@@ -161,9 +189,12 @@ class NodeDaemon(asyncio.DatagramProtocol):
     # -- frames with the node's current model ---------------------------------------------
     def codec_model(self) -> Model:
         """The codec model for the current swarm model, fitted on the node's recent readings
-        (rebuilt when the swarm model changes)."""
+        (rebuilt when the swarm model changes; the transform is refitted every REFIT_ROUNDS rounds)."""
         if self._codec_for is None or self._codec_for[0] != self.model_id:
-            model = learn.codec_model(self.history(HISTORY), self.state.weights[0])
+            train = self.history(HISTORY)
+            if self._fitted is None or self.round - self._fitted[0] >= REFIT_ROUNDS:
+                self._fitted = (self.round, Model.fit(train))
+            model = learn.codec_model(train, self.state.weights[0], self._fitted[1])
             self._codecs[model.id] = Codec(model)
             while len(self._codecs) > KEEP_CODECS:
                 self._codecs.pop(next(iter(self._codecs)))
@@ -182,10 +213,10 @@ class NodeDaemon(asyncio.DatagramProtocol):
         c = self.counters
         return {
             "did": self.identity.did, "round": self.round, "regime": regime.REGIME_NAMES[int(self.state.regime.regime[0])],
-            "model_id": self.model_id, "peers": len(self.slot_of), "energy": self.energy_status(), "bits_per_value": self.bits_per_value, "banned": int(self.state.rep.banned[0].sum()),
+            "joining": self.joining > 0, "model_id": self.model_id, "peers": len(self.slot_of), "energy": self.energy_status(), "bits_per_value": self.bits_per_value, "banned": int(self.state.rep.banned[0].sum()),
             "uptime_s": round(time.time() - self.started, 3), "models_committed": c["models_committed"],
             "messages_accepted": c["messages_accepted"], "messages_dropped": sum(v for k, v in c.items() if k.startswith("dropped_")),
-            "counters": dict(c),
+            "counters": {**c, **(self.archive.counters() if self.archive is not None else {})},
         }
 
     def peer_table(self) -> list[dict]:
@@ -213,13 +244,22 @@ class NodeDaemon(asyncio.DatagramProtocol):
             whole = self.reassembler.push(data, repr(addr).encode())
             if whole is None:
                 return
-            env = open_envelope(whole, now_ms(), self.guard)
-            packet = decode_packet(env.payload)
+            ttl, envelope = wire.unwrap(whole)
+            env = open_envelope(envelope, now_ms(), self.guard)
+            packet = wire.decode_hello(env.payload) if wire.is_hello(env.payload) else decode_packet(env.payload)
         except QresAuthError as exc:
-            self.counters["dropped_replayed" if "replay" in str(exc) else "dropped_unauthentic"] += 1
+            # a flood delivers the same message along several paths: the copies after the first
+            # are refused here as replays, which is also what suppresses duplicates
+            text = str(exc)
+            self.counters["dropped_replayed" if "replay" in text else "dropped_stale" if "timestamp" in text else "dropped_unauthentic"] += 1
             return
-        except QresFormatError:
-            self.counters["dropped_malformed"] += 1
+        except QresFormatError as exc:
+            self.counters["dropped_unknown_version" if "unknown version" in str(exc) else "dropped_malformed"] += 1
+            return
+        if env.did == self.identity.did:  # our own message, come back around
+            return
+        if isinstance(packet, wire.Hello):
+            self._on_hello(env, packet, ttl, envelope, addr)
             return
         if did_of(packet.sender) != env.did:  # a packet must be signed by the node it names
             self.counters["dropped_unauthentic"] += 1
@@ -231,23 +271,61 @@ class NodeDaemon(asyncio.DatagramProtocol):
         if self.state.rep.banned[0, slot]:
             self.counters["dropped_banned"] += 1
             return
-        self.addresses[env.did] = addr
         self.last_seen[env.did] = time.time()
         self.counters["messages_accepted"] += 1
         if isinstance(packet, GhostUpdate):
-            self.inbox[env.did] = packet
+            self.inbox[env.did] = (packet, envelope, ttl)
         elif isinstance(packet, RegimeVote):
             self.votes[env.did] = int(packet.regime)
 
-    def _send(self, payload: bytes) -> None:
-        envelope = seal(self.identity, payload, now_ms())
+    def _on_hello(self, env, hello: wire.Hello, ttl: int, envelope: bytes, addr) -> None:
+        """Peer exchange: learn where the origin listens and whom it knows; note when its Hello
+        arrived (for propagation figures); pass it on while its TTL lasts."""
+        slot = self.slot_of.get(env.did)
+        if slot is not None and self.state.rep.banned[0, slot]:
+            self.counters["dropped_banned"] += 1
+            return
+        self.counters["hellos_accepted"] += 1
+        self.arrivals.append((env.did, hello.sent_us, time.time_ns() // 1000, ttl))
+        self.last_seen[env.did] = time.time()
+        own = (self.cfg.gossip_host, self.cfg.gossip_port)
+        listen = hello.listen if hello.listen[0] not in ("0.0.0.0", "::") else (addr[0], hello.listen[1])
+        self.addresses[env.did] = listen
+        for a in (listen, *hello.peers):
+            if a != own and a not in self.known and len(self.known) < MAX_KNOWN:
+                self.known[a] = None
+        if ttl > 0:
+            self._forward(wire.wrap(envelope, ttl - 1), exclude={addr, listen})
+
+    def _transmit(self, message: bytes, targets) -> None:
+        """Fragment one wire message and send it to each target address."""
         self.sequence = (self.sequence + 1) % (1 << 32)
-        targets = list(self.cfg.peers) + [a for d, a in self.addresses.items() if a not in self.cfg.peers]
-        for addr in targets[: self.cfg.fanout]:
-            for frag in fragment(envelope, self.sequence):
+        frags = fragment(message, self.sequence)
+        for addr in targets:
+            for frag in frags:
                 self.transport.sendto(frag, addr)
                 self.counters["datagrams_sent"] += 1
                 self.round_bytes[0] += len(frag)
+
+    def _send(self, payload: bytes, targets) -> None:
+        """Sign `payload` and send it with the configured TTL."""
+        self._transmit(wire.wrap(seal(self.identity, payload, now_ms()), self.cfg.ttl), targets)
+
+    def _forward(self, message: bytes, exclude: set) -> None:
+        """Pass a message on to `fanout` known addresses chosen at random, not back to `exclude`."""
+        pool = [a for a in self.known if a not in exclude]
+        picked = self.rng.choice(len(pool), min(self.cfg.fanout, len(pool)), replace=False) if pool else []
+        self._transmit(message, [pool[i] for i in picked])
+        self.counters["messages_forwarded"] += 1
+
+    def update_targets(self) -> list[tuple[str, int]]:
+        """Where the node's own updates go: its table peers (those not banned) and its bootstrap
+        peers, `fanout` of them at random when there are more."""
+        banned = {d for d, s in self.slot_of.items() if self.state.rep.banned[0, s]}
+        pool = list(dict.fromkeys([a for d, a in self.addresses.items() if d in self.slot_of and d not in banned] + list(self.cfg.peers)))
+        if len(pool) <= self.cfg.fanout:
+            return pool
+        return [pool[i] for i in self.rng.choice(len(pool), self.cfg.fanout, replace=False)]
 
     # -- rounds --------------------------------------------------------------------------
     def run_round(self) -> None:
@@ -255,34 +333,98 @@ class NodeDaemon(asyncio.DatagramProtocol):
         if self.step is not None:  # a round of this run is open (a resumed node starts a fresh one)
             self._close_round()
         self.round += 1
+        self._send_hello()
+        if self.joining:
+            self._join()
+            return
         self.step = node.propose(self.state, self.window(), RATE)
-        update = bfp16_from_q16(self.step.proposal[0] - GENESIS)
-        mid = bytes.fromhex(model_id(model_gene(GENESIS)))
-        self._send(GhostUpdate(self.identity.public_key, self.round, mid, update, int(self.step.residual_error[0]), int(self.step.accuracy_delta[0])).to_bytes())
-        if self.state.regime.regime[0] != regime.CALM:
-            self._send(RegimeVote(self.identity.public_key, self.round, int(self.state.vote()[0]), int(self.step.entropy[0])).to_bytes())
+        proposal, vote = self.step.proposal[0], int(self.state.vote()[0])
+        if self.attack is not None:
+            proposal, vote = self._forge(proposal, vote)
+        targets = self.update_targets()
+        if proposal is not None:
+            update = bfp16_from_q16(proposal - GENESIS)
+            mid = bytes.fromhex(model_id(model_gene(GENESIS)))
+            self._send(GhostUpdate(self.identity.public_key, self.round, mid, update, int(self.step.residual_error[0]), int(self.step.accuracy_delta[0])).to_bytes(), targets)
+        if vote != regime.CALM:
+            self._send(RegimeVote(self.identity.public_key, self.round, vote, int(self.step.entropy[0])).to_bytes(), targets)
+
+    def _send_hello(self) -> None:
+        """Every HELLO_EVERY rounds (every round while it knows fewer than `fanout` addresses) the
+        node floods a Hello: where it listens and some peers it knows."""
+        if self.round % HELLO_EVERY == 1 or len(self.known) < self.cfg.fanout:
+            known = list(self.known)
+            hello = wire.Hello(time.time_ns() // 1000, (self.cfg.gossip_host, self.cfg.gossip_port),
+                               tuple(known[i] for i in self.rng.permutation(len(known))[: wire.MAX_HELLO_PEERS]))
+            self._forward(wire.wrap(seal(self.identity, hello.to_bytes(), now_ms()), self.cfg.ttl), exclude=set())
+
+    def _join(self) -> None:
+        """A new node (no verified model stored) listens for JOIN_ROUNDS rounds before it proposes:
+        as soon as a round brings a quorum of peer updates it starts from their coordinate-wise
+        median (robust while attackers are a minority), so the swarm does not judge a newcomer's
+        genesis model against its own; a swarm that is itself starting gives no quorum, and the
+        node then starts from genesis like its peers."""
+        updates = [GENESIS + np.asarray(bfp16_to_q16(p.update), np.int64) for p, _, _ in self.inbox.values() if len(p.update) == learn.ORDER]
+        self.inbox.clear()
+        self.votes.clear()
+        self.joining -= 1
+        if len(updates) >= node.QUORUM:
+            start = Median()(np.array(updates)[None])[0]
+            self.state.weights[0] = start
+            self.state.verified[0] = start
+            self.joining = 0
+            self.counters["joined_from_peers"] += 1
+        self._save()
+
+    def _forge(self, proposal: np.ndarray, vote: int) -> tuple[np.ndarray | None, int]:
+        """What an attacking node (config `node.attack`, for test clusters) sends instead: the
+        attack's forgery from its own proposal and what it heard last round; None to stay silent."""
+        rows = np.vstack([proposal[None], self.heard]) if len(self.heard) else proposal[None]
+        byz = np.zeros(len(rows), bool)
+        byz[0] = True
+        ctx = attacks.AttackContext(rows, byz, GENESIS, self.shared_direction, self.rng)
+        forged = self.attack.forge(ctx)[0]
+        if self.attack.straggles and self.rng.random() < self.attack.late:
+            return None, vote
+        return forged, regime.STORM if self.attack.votes_storm else vote
 
     def _close_round(self) -> None:
         inbox = np.repeat(self.step.proposal[:, None], MAX_PEERS, axis=1)
         present = np.zeros((1, MAX_PEERS), bool)
         votes = np.full((1, MAX_PEERS), -1, np.int8)
-        for did, packet in self.inbox.items():
+        residual = np.zeros((1, MAX_PEERS), np.int64)
+        gain = np.zeros((1, MAX_PEERS), np.int64)
+        for did, (packet, _, _) in self.inbox.items():
             slot = self.slot_of[did]
             if len(packet.update) == learn.ORDER:  # what arrived during this round; peers count their own rounds
                 inbox[0, slot] = GENESIS + np.asarray(bfp16_to_q16(packet.update), np.int64)
                 present[0, slot] = True
                 votes[0, slot] = self.votes.get(did, regime.CALM)
+                residual[0, slot], gain[0, slot] = packet.residual_error, packet.accuracy_delta
+        self.heard = inbox[present]
+        result = node.receive(self.state, self.step, inbox, present, votes)
+        self._relay(result.accepted, residual, gain)
         self.inbox.clear()
         self.votes.clear()
-        result = node.receive(self.state, self.step, inbox, present, votes)
         self.counters["rounds"] += 1
+        committed = None
         if result.verified[0]:
             gene = model_gene(self.state.verified[0])
-            self.store.save_model(model_id(gene), gene, self.round, verified=True)
+            committed = StoredModel(model_id(gene), gene, self.round, True)
             self.counters["models_committed"] += 1
         self._spend_energy()
         self._record()
-        self._save()
+        self._save(committed)
+
+    def _relay(self, accepted: np.ndarray, residual: np.ndarray, gain: np.ndarray) -> None:
+        """Pass on the `RELAY` accepted updates of highest epidemic priority (the swarm's relay
+        rule: only gains above the cure threshold), while their TTL lasts."""
+        prio = node.relay_priority(self.state, accepted, residual, gain)[0]
+        by_slot = {self.slot_of[d]: (env, ttl, self.addresses.get(d)) for d, (_, env, ttl) in self.inbox.items()}
+        for slot in np.argsort(-prio, kind="stable")[:RELAY]:
+            if prio[slot] > 0 and slot in by_slot and by_slot[slot][1] > 0:
+                env, ttl, origin = by_slot[slot]
+                self._forward(wire.wrap(env, ttl - 1), exclude={origin})
 
     def _spend_energy(self) -> None:
         """Draw one TWT period of the modelled hardware for the round (its length by regime,
@@ -311,23 +453,37 @@ class NodeDaemon(asyncio.DatagramProtocol):
                 "brownouts": int(e.brownouts[0]), "sleep_ratio": round(float(e.sleep_ratio()[0]), 5),
                 "modelled_s": int(e.elapsed_s[0])}
 
-    def _save(self) -> None:
+    def _save(self, model: StoredModel | None = None) -> None:
+        """Commit the round's model (if any), the peer table and the round state in one transaction."""
         t = time.time()
-        self.store.save_peers([
-            PeerRecord(did, int(self.state.rep.score[0, s]), bool(self.state.rep.banned[0, s]), t) for did, s in self.slot_of.items()
-        ])
-        self.store.put("round", self.round)
-        self.store.put("counters", dict(self.counters))
-        self.store.put("regime", regime.REGIME_NAMES[int(self.state.regime.regime[0])])
-        self.store.put("energy_uj", int(self.energy.charge_uj[0]))
+        peers = [PeerRecord(did, int(self.state.rep.score[0, s]), bool(self.state.rep.banned[0, s]), t) for did, s in self.slot_of.items()]
+        values = {
+            "round": self.round, "counters": dict(self.counters), "regime": regime.REGIME_NAMES[int(self.state.regime.regime[0])],
+            "energy_uj": int(self.energy.charge_uj[0]),
+        }
+        self._writer.submit(self._commit, peers, values, model)
+
+    def _commit(self, peers: list[PeerRecord], values: dict, model: StoredModel | None) -> None:
+        """On the writer thread: commit one round, then hand its model to the archive."""
+        try:
+            self.store.save_round(peers, values, model)
+        except sqlite3.Error as exc:  # a full or failing disk: count it, keep gossiping, retry next round
+            self.counters["store_errors"] += 1
+            print(f"store: round {values['round']} not saved: {exc}", file=sys.stderr, flush=True)
+            return
+        if model is not None and self.archive is not None:
+            self.archive.committed(model.id, model.gene, model.round)
 
     async def run(self) -> None:
         """Listen for gossip, serve the API, run rounds every `round_seconds` until `stop()`, then
         save and close everything."""
+        self.compress(self.history(64))  # load the codec's compiled kernels now, not in the middle of a round
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: self, local_addr=(self.cfg.gossip_host, self.cfg.gossip_port))
-        api = _ApiServer(uvicorn.Config(create_app(self), host=self.cfg.api_host, port=self.cfg.api_port, log_level="warning", lifespan="off"))
+        api = _ApiServer(uvicorn.Config(create_app(self), host=self.cfg.api_host, port=self.cfg.api_port, log_level="warning", lifespan="off",
+                                          timeout_graceful_shutdown=5))  # a client that never reads cannot hold up a stop
         serving = asyncio.create_task(api.serve())
+        feeding = asyncio.create_task(self._replay_feed()) if self.feed_source is not None and len(self.feed_source) else None
         try:
             while not self._stopping.is_set():
                 self.run_round()
@@ -337,13 +493,39 @@ class NodeDaemon(asyncio.DatagramProtocol):
                     pass
         finally:
             api.should_exit = True
+            if feeding is not None:
+                feeding.cancel()
             await serving
-            self._save()
             self.transport.close()
+            self._save()
+            self._writer.shutdown(wait=True)  # every round handed to the writer is committed
+            self.store.put("arrivals", list(self.arrivals))  # for a cluster's propagation figures
             self.store.close()
+            if self.archive is not None:
+                self.archive.close()
+
+    async def _replay_feed(self) -> None:
+        """Feed the `--feed` readings at `feed_rate` per second, in batches every 0.1 s, from the
+        start again when they run out."""
+        pos, owed, last = 0, 0.0, time.monotonic()
+        while True:
+            await asyncio.sleep(0.1)
+            t = time.monotonic()
+            owed += (t - last) * self.feed_rate
+            last = t
+            count, owed = int(owed), owed - int(owed)
+            idx = (pos + np.arange(count)) % len(self.feed_source)
+            self.feed(self.feed_source[idx])
+            pos = (pos + count) % len(self.feed_source)
+            self.counters["readings_fed"] += count
 
     def stop(self) -> None:
         self._stopping.set()
+
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set by `stop()`; what serves the node (the dashboard's event streams) ends on it."""
+        return self._stopping
 
 
 class _ApiServer(uvicorn.Server):
@@ -354,11 +536,12 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-def run_daemon(cfg: NodeConfig) -> dict:
-    """Run a node until SIGINT or SIGTERM; return its counters."""
+def run_daemon(cfg: NodeConfig, feed: np.ndarray | None = None, feed_rate: float = 32.0) -> dict:
+    """Run a node until SIGINT or SIGTERM (replaying `feed` readings at `feed_rate` per second when
+    given); return its counters."""
 
     async def main() -> dict:
-        daemon = NodeDaemon(cfg)
+        daemon = NodeDaemon(cfg, feed, feed_rate)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, daemon.stop)

@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS peers (
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_PUT_MODEL = ("INSERT INTO models (id, gene, round, verified, stored_at) VALUES (?, ?, ?, ?, ?) "
+              "ON CONFLICT (id) DO UPDATE SET verified = MAX(verified, excluded.verified)")
+_PUT_PEER = ("INSERT INTO peers (did, score, banned, last_seen) VALUES (?, ?, ?, ?) "
+             "ON CONFLICT (did) DO UPDATE SET score = excluded.score, banned = excluded.banned, last_seen = excluded.last_seen")
+_PUT_STATE = "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,13 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, data_dir: str | Path) -> Store:
+    def open(cls, data_dir: str | Path, any_thread: bool = False) -> Store:
         """Open (creating if needed) the database in `data_dir`; QresFormatError if it is not a
-        QRES node database, is of another schema version, or fails SQLite's integrity check."""
+        QRES node database, is of another schema version, or fails SQLite's integrity check.
+        `any_thread`: the caller may use it from another thread than this one (one at a time)."""
         path = Path(data_dir) / DB_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=not any_thread)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
@@ -103,16 +109,23 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    # -- a whole round -----------------------------------------------------------------------
+    def save_round(self, peers: list[PeerRecord], values: dict, model: StoredModel | None = None) -> None:
+        """Commit what one closed round changed in one transaction (one fsync): its model if it
+        made one, the peer table rows, and small state values (JSON-serialisable)."""
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            if model is not None:
+                self._conn.execute(_PUT_MODEL, (model.id, bytes(model.gene), int(model.round), int(model.verified), time.time()))
+            self._conn.executemany(_PUT_PEER, [(p.did, int(p.score), int(p.banned), float(p.last_seen)) for p in peers])
+            self._conn.executemany(_PUT_STATE, [(k, json.dumps(v)) for k, v in values.items()])
+
     # -- models ------------------------------------------------------------------------------
     def save_model(self, model_id: str, gene: bytes, round_: int, verified: bool) -> None:
         """Commit a model version (idempotent for the same id; a later verification sticks)."""
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute(
-                "INSERT INTO models (id, gene, round, verified, stored_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET verified = MAX(verified, excluded.verified)",
-                (model_id, bytes(gene), int(round_), int(bool(verified)), time.time()),
-            )
+            self._conn.execute(_PUT_MODEL, (model_id, bytes(gene), int(round_), int(bool(verified)), time.time()))
 
     def latest_verified(self) -> StoredModel | None:
         """The verified model of the highest round (the newest stored among equals), or None."""
@@ -130,16 +143,6 @@ class Store:
         return [r[0] for r in self._conn.execute("SELECT id FROM models ORDER BY rowid")]
 
     # -- peers -------------------------------------------------------------------------------
-    def save_peers(self, peers: list[PeerRecord]) -> None:
-        """Upsert the reputation table rows in one transaction."""
-        with self._conn:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany(
-                "INSERT INTO peers (did, score, banned, last_seen) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (did) DO UPDATE SET score = excluded.score, banned = excluded.banned, last_seen = excluded.last_seen",
-                [(p.did, int(p.score), int(p.banned), float(p.last_seen)) for p in peers],
-            )
-
     def peers(self) -> list[PeerRecord]:
         return [PeerRecord(r[0], r[1], bool(r[2]), r[3]) for r in self._conn.execute("SELECT did, score, banned, last_seen FROM peers ORDER BY did")]
 
@@ -151,7 +154,7 @@ class Store:
         """Store a JSON-serialisable value under `key`."""
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute("INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
+            self._conn.execute(_PUT_STATE, (key, json.dumps(value)))
 
     def get(self, key: str, default=None):
         row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()

@@ -156,7 +156,7 @@ def _rel(a: np.ndarray, ref: np.ndarray) -> float:
     return float(np.linalg.norm(a - ref)) / den if den > 0 else float(np.linalg.norm(a) > 0)
 
 
-def _disagreement(w: np.ndarray) -> float:
+def disagreement(w: np.ndarray) -> float:
     """max over nodes of |w_i - mean| / |mean| (L2 norms, float64)."""
     if len(w) == 0:
         return 0.0
@@ -318,7 +318,7 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
         records.append(
             {
                 "round": r + 1,
-                "honest_disagreement": _disagreement(state.weights[honest]),
+                "honest_disagreement": disagreement(state.weights[honest]),
                 "attack_drift": _rel(mean_h, reference[min(r, len(reference) - 1)]) if reference is not None else None,
                 "entropy": float(step.entropy[honest].mean()) / Q16_ONE,
                 "calm": float(np.mean(reg == regime.CALM)),
