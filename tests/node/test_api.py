@@ -127,7 +127,7 @@ def test_readings_feed_the_node(node):
         ("/decompress", {"model_id": "0" * 16, "frame": "AAAA"}, "T", None, 404, "unknown model"),
         ("/decompress", {"model_id": "0" * 16, "frame": "!!!"}, "T", None, 422, "base64"),
         ("/readings", {"values": ["a"]}, "T", None, 422, ""),
-        ("/compress", None, "T", b"[NaN]", 422, "dictionary"),  # was a 500: the error echoed NaN
+        ("/compress", None, "T", b"[NaN]", 422, "object"),  # was a 500: the error echoed NaN
         ("/compress", None, "T", b'{"values": [NaN, "a"]}', 422, "valid number"),
     ],
 )
@@ -174,3 +174,45 @@ def test_a_chunked_body_over_the_limit_is_refused_without_being_read_whole(node)
     assert resp.status == 413 and "over 4096" in resp.read().decode()
     conn.close()
     assert call(url, "/health") == (200, {"status": "ok"})  # and the node keeps serving
+
+
+def test_binary_bodies_round_trip_and_name_the_model(node):
+    import numpy as np
+
+    url, token = node
+    values = np.array([-(2**40), 7, 30000, 30001, 29999] * 12, "<i8")
+    headers = {"content-type": "application/octet-stream"}
+    code, frame = call_raw(url, "/compress", values.tobytes(), token, headers)
+    assert code == 200 and len(frame.body) < values.nbytes and len(frame.model_id) == 16
+    code, back = call_raw(url, "/decompress", frame.body, token, {**headers, "x-model-id": frame.model_id})
+    assert code == 200 and back.model_id == frame.model_id
+    np.testing.assert_array_equal(np.frombuffer(back.body, "<i8"), values)
+
+
+@pytest.mark.parametrize(
+    "path, body, headers, says",
+    [
+        ("/compress", b"", {}, "little-endian int64 values (0 bytes given)"),
+        ("/compress", b"\x01" * 12, {}, "12 bytes given"),
+        ("/decompress", b"\x00" * 10, {}, "X-Model-Id"),
+        ("/decompress", b"\x00" * 10, {"x-model-id": "0" * 16}, "unknown model"),
+    ],
+)
+def test_bad_binary_bodies_get_a_clear_4xx(node, path, body, headers, says):
+    url, token = node
+    code, resp = call_raw(url, path, body, token, {"content-type": "application/octet-stream", **headers})
+    assert 400 <= code < 500 and says in resp.body.decode()
+
+
+class _Raw:
+    def __init__(self, body, headers):
+        self.body, self.model_id = body, headers.get("x-model-id")
+
+
+def call_raw(url, path, body, token, headers):
+    req = urllib.request.Request(url + path, data=body, method="POST", headers={"authorization": f"Bearer {token}", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, _Raw(r.read(), {k.lower(): v for k, v in r.headers.items()})
+    except urllib.error.HTTPError as e:
+        return e.code, _Raw(e.read(), {})

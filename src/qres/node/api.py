@@ -12,15 +12,16 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 import secrets
 from typing import TYPE_CHECKING
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from ..codec.frame import MAX_FRAME_ROWS
 from ..errors import QresFormatError, QresModelMismatch
@@ -39,9 +40,36 @@ class Frame(BaseModel):
     frame: str = Field(..., max_length=4 * MAX_FRAME_ROWS * 12, description="the frame, base64")
 
 
-def _invalid(field: str, msg: str) -> RequestValidationError:
-    """A 422 for a bad body field, in the shape the schema declares for 422 (a list of errors)."""
-    return RequestValidationError([{"loc": ("body", field), "msg": msg, "type": "value_error"}])
+def _invalid(field: str | None, msg: str) -> RequestValidationError:
+    """A 422 for a bad body field (None: the whole body), in the shape the schema declares for 422
+    (a list of errors)."""
+    return RequestValidationError([{"loc": ("body",) if field is None else ("body", field), "msg": msg, "type": "value_error"}])
+
+
+BINARY = "application/octet-stream"
+MODEL_HEADER = "X-Model-Id"
+_MODEL_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def _is_binary(request: Request) -> bool:
+    """Whether the request body is raw bytes (Content-Type application/octet-stream) rather than JSON."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == BINARY
+
+
+def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
+    """A JSON body checked against `model`; a 422 listing what is wrong otherwise."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+def _body_doc(model: type[BaseModel], binary: str) -> dict:
+    """OpenAPI for a body that is either `model` as JSON or raw bytes."""
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema()},
+        BINARY: {"schema": {"type": "string", "format": "binary", "description": binary}},
+    }}}
 
 
 def _ints(values: list) -> np.ndarray:
@@ -141,27 +169,54 @@ def create_app(daemon: NodeDaemon) -> FastAPI:
         peers_g.set(len(daemon.slot_of))
         return PlainTextResponse(generate_latest(registry).decode(), media_type="text/plain; version=0.0.4")
 
-    @app.post("/compress", dependencies=[Depends(authorised)])
-    async def compress(body: Values) -> dict:
-        values = _ints(body.values)
+    @app.post("/compress", dependencies=[Depends(authorised)], openapi_extra=_body_doc(Values, "little-endian int64 readings"),
+              responses={200: {"content": {BINARY: {}}, "description": "JSON, or with a binary body the frame bytes (model id in X-Model-Id)"}})
+    async def compress(request: Request) -> Response:
+        """A frame of the readings coded with the node's current model. JSON in, JSON out (frame in
+        base64); or the readings as little-endian int64 bytes in, the frame bytes out."""
+        binary = _is_binary(request)
+        raw = await request.body()
+        if binary:
+            if not raw or len(raw) % 8 or len(raw) // 8 > MAX_FRAME_ROWS:
+                raise _invalid(None, f"a binary body is 1..{MAX_FRAME_ROWS} little-endian int64 values ({len(raw)} bytes given)")
+            values = np.frombuffer(raw, "<i8").astype(np.int64)
+        else:
+            values = _ints(_parse(Values, raw).values)
         model, frame = daemon.compress(values)
-        return {"model_id": model.id, "frame": base64.b64encode(frame).decode(), "values": len(values), "bytes": len(frame)}
+        if binary:
+            return Response(frame, media_type=BINARY, headers={MODEL_HEADER: model.id})
+        return JSONResponse({"model_id": model.id, "frame": base64.b64encode(frame).decode(), "values": len(values), "bytes": len(frame)})
 
-    @app.post("/decompress", dependencies=[Depends(authorised)])
-    async def decompress(body: Frame) -> dict:
+    @app.post("/decompress", dependencies=[Depends(authorised)], openapi_extra=_body_doc(Frame, "the frame bytes (model id in X-Model-Id)"),
+              responses={200: {"content": {BINARY: {}}, "description": "JSON, or with a binary body little-endian int64 values"}})
+    async def decompress(request: Request) -> Response:
+        """The readings of a frame this node coded. JSON in and out; or the frame bytes in (model id
+        in the X-Model-Id header), little-endian int64 values out."""
+        binary = _is_binary(request)
+        raw = await request.body()
+        if binary:
+            model_id = request.headers.get(MODEL_HEADER, "")
+            if not _MODEL_ID.fullmatch(model_id):
+                raise _invalid("X-Model-Id", "a binary frame needs the header X-Model-Id: 16 lowercase hex digits")
+            frame = raw
+        else:
+            body = _parse(Frame, raw)
+            model_id = body.model_id
+            try:
+                frame = base64.b64decode(body.frame, validate=True)
+            except (binascii.Error, ValueError):
+                raise _invalid("frame", "frame is not base64") from None
         try:
-            frame = base64.b64decode(body.frame, validate=True)
-        except (binascii.Error, ValueError):
-            raise _invalid("frame", "frame is not base64") from None
-        try:
-            values = daemon.decompress(body.model_id, frame)
+            values = daemon.decompress(model_id, frame)
         except KeyError:
-            raise HTTPException(404, f"unknown model {body.model_id}: this node never coded with it") from None
+            raise HTTPException(404, f"unknown model {model_id}: this node never coded with it") from None
         except QresModelMismatch as exc:
-            raise HTTPException(409, f"frame was not coded with model {body.model_id}: {exc}") from None
+            raise HTTPException(409, f"frame was not coded with model {model_id}: {exc}") from None
         except QresFormatError as exc:
             raise _invalid("frame", f"malformed frame: {exc}") from None
-        return {"model_id": body.model_id, "values": [int(v) for v in values]}
+        if binary:
+            return Response(np.asarray(values, "<i8").tobytes(), media_type=BINARY, headers={MODEL_HEADER: model_id})
+        return JSONResponse({"model_id": model_id, "values": [int(v) for v in values]})
 
     @app.post("/readings", dependencies=[Depends(authorised)])
     async def readings(body: Values) -> dict:
