@@ -45,6 +45,7 @@ if str(ROOT / "src") not in sys.path:  # run from a checkout without installing
 from qres import __version__, datasets  # noqa: E402
 from qres.benchmark import update_markdown_section  # noqa: E402
 from qres.codec.frame import Codec  # noqa: E402
+from qres.node.cluster import free_ports  # noqa: E402
 from qres.node.config import init_node, load_config  # noqa: E402
 from qres.node.daemon import HISTORY, MAX_PEERS, model_gene, model_id  # noqa: E402
 from qres.node.storage import DB_NAME  # noqa: E402
@@ -104,21 +105,11 @@ def bench_library(quick: bool) -> dict:
 # ----------------------------------------------------------------------------------- daemons
 
 
-def _free_ports(k: int, kind: int) -> list[int]:
-    socks = [socket.socket(socket.AF_INET, kind) for _ in range(k)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 class Daemon:
     """One node directory and its daemon process (`qres daemon run`), logging to DIR/daemon.log."""
 
     def __init__(self, directory: Path, peers: list[int], round_seconds: float, offset: int = 0, gossip: int | None = None):
-        gossip, api = gossip or _free_ports(1, socket.SOCK_DGRAM)[0], _free_ports(1, socket.SOCK_STREAM)[0]
+        gossip, api = gossip or free_ports(1, socket.SOCK_DGRAM)[0], free_ports(1, socket.SOCK_STREAM)[0]
         self.dir, self.gossip = directory, gossip
         self.url = f"http://127.0.0.1:{api}"
         self.token = load_config(init_node(directory, gossip, api), env={}).token
@@ -301,7 +292,7 @@ def bench_crash(quick: bool, seed: int = 0) -> dict:
            "resumed_within_one_step": 0, "resume_failures": 0, "resume_unchecked": 0, "restart_to_healthy_s": [], "models_seen": 0,
            "kill_delay_s": [0.05, 2.0], "seed": seed, "round_seconds": 0.2, "peers": 3, "problems": []}
     with tempfile.TemporaryDirectory() as tmp:
-        ports = _free_ports(4, socket.SOCK_DGRAM)
+        ports = free_ports(4, socket.SOCK_DGRAM)
         nodes = [Daemon(Path(tmp) / f"n{i}", [p for j, p in enumerate(ports) if j != i], 0.2, 3000 * i, ports[i]) for i in range(4)]
         target = nodes[0]
         for n in nodes:
@@ -402,7 +393,7 @@ def bench_memory(quick: bool) -> dict:
     points = []
     for k in (0, 1, 4, 15) if quick else (0, 1, 2, 4, 8, 12, 15):
         with tempfile.TemporaryDirectory() as tmp:
-            ports = _free_ports(k + 1, socket.SOCK_DGRAM)
+            ports = free_ports(k + 1, socket.SOCK_DGRAM)
             nodes = [Daemon(Path(tmp) / f"n{i}", [p for j, p in enumerate(ports) if j != i], 0.5, 3000 * i, ports[i]) for i in range(k + 1)]
             for n in nodes:
                 n.start()

@@ -4,12 +4,6 @@ bodies answered with a clear 4xx (never a 5xx), counted in /metrics, while the n
 
 import base64
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -17,55 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qres.node.config import init_node, load_config
-
-
-def _free_ports(k, kind=socket.SOCK_DGRAM):
-    socks = [socket.socket(socket.AF_INET, kind) for _ in range(k)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+from daemons import gossiping
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     """Four daemons (a quorum for each); the first one's API is under test."""
-    base = tmp_path_factory.mktemp("api")
-    gossip, api = _free_ports(4), _free_ports(4, socket.SOCK_STREAM)
-    procs = []
-    for i in range(4):
-        d = base / f"n{i}"
-        init_node(d, gossip[i], api[i])
-        peers = ",".join(f"127.0.0.1:{p}" for j, p in enumerate(gossip) if j != i)
-        env = {**os.environ, "QRES_GOSSIP_PEERS": peers, "QRES_GOSSIP_ROUND_SECONDS": "0.2", "QRES_SENSOR_OFFSET": str(2000 * i),
-               "QRES_API_MAX_BODY": "4096"}
-        procs.append(subprocess.Popen([sys.executable, "-m", "qres.cli", "daemon", "run", "--config", str(d / "node.toml")],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    url = f"http://127.0.0.1:{api[0]}"
-    token = load_config(base / "n0" / "node.toml", env={}).token
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if json.loads(urllib.request.urlopen(url + "/status", timeout=5).read())["models_committed"] > 2:
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.2)
+    with gossiping(tmp_path_factory.mktemp("api"), 4, {"QRES_API_MAX_BODY": "4096"}) as (_, url, token):
         yield url, token
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.communicate(timeout=30)
-            assert p.returncode == 0
-    finally:
-        for p in procs:  # whatever failed above, no daemon outlives the module
-            if p.poll() is None:
-                p.kill()
-                p.wait()
 
 
 def call(url, path, body=None, token=None, raw=None, headers=None):

@@ -2,11 +2,9 @@
 model, hostile datagrams are dropped and counted while the node keeps working, and SIGTERM stops a
 node cleanly with its state saved."""
 
-import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,22 +12,13 @@ import time
 import numpy as np
 import pytest
 
+from qres.node.cluster import free_ports
 from qres.node.config import init_node
 from qres.node.identity import Identity, seal
 from qres.node.storage import Store
 from qres.swarm import learn
 from qres.node.wire import wrap
 from qres.swarm.packets import fragment
-
-
-def _free_ports(k, kind=socket.SOCK_DGRAM):
-    socks = [socket.socket(socket.AF_INET, kind) for _ in range(k)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 _RUNNING: list[subprocess.Popen] = []  # every daemon a test started, killed after the test if still running
@@ -47,7 +36,7 @@ def _no_daemon_outlives_its_test():
 
 def _start(dirs, ports, i, extra_env=None):
     peers = ",".join(f"127.0.0.1:{p}" for j, p in enumerate(ports) if j != i)
-    env = {**os.environ, "QRES_GOSSIP_PORT": str(ports[i]), "QRES_API_PORT": str(_free_ports(1, socket.SOCK_STREAM)[0]), "QRES_GOSSIP_PEERS": peers, "QRES_GOSSIP_ROUND_SECONDS": "0.15",
+    env = {**os.environ, "QRES_GOSSIP_PORT": str(ports[i]), "QRES_API_PORT": str(free_ports(1, socket.SOCK_STREAM)[0]), "QRES_GOSSIP_PEERS": peers, "QRES_GOSSIP_ROUND_SECONDS": "0.15",
            "QRES_SENSOR_OFFSET": str(3000 * i), **(extra_env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "qres.cli", "daemon", "run", "--config", str(dirs[i] / "node.toml")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -94,7 +83,7 @@ def cluster(tmp_path):
     dirs = [tmp_path / f"n{i}" for i in range(n)]
     for d in dirs:
         init_node(d)
-    return dirs, _free_ports(n)
+    return dirs, free_ports(n)
 
 
 def test_five_daemons_gossip_to_one_verified_model_and_stop_cleanly(cluster):
@@ -191,7 +180,7 @@ def test_feed_replays_a_csv_as_the_nodes_sensor(tmp_path):
     init_node(d)
     csv = tmp_path / "sensor.csv"
     csv.write_text("t,level\n" + "".join(f"{i},{100 + (i * 7) % 13}\n" for i in range(500)))
-    port, api = _free_ports(1)[0], _free_ports(1, socket.SOCK_STREAM)[0]
+    port, api = free_ports(1)[0], free_ports(1, socket.SOCK_STREAM)[0]
     env = {**os.environ, "QRES_GOSSIP_PORT": str(port), "QRES_API_PORT": str(api), "QRES_GOSSIP_ROUND_SECONDS": "0.1"}
     proc = subprocess.Popen([sys.executable, "-m", "qres.cli", "daemon", "run", "--config", str(d / "node.toml"), "--feed", str(csv),
                              "--column", "level", "--rate", "2000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -221,7 +210,7 @@ def test_a_late_joiner_starts_from_its_peers_model_not_genesis(tmp_path):
     dirs = [tmp_path / f"n{i}" for i in range(5)]
     for d in dirs:
         init_node(d)
-    ports = _free_ports(5)
+    ports = free_ports(5)
     early = [_start(dirs, ports, i) for i in range(4)]
     _wait_for_models(dirs[:4], 15)  # the swarm has moved well away from genesis
     swarm = np.mean([_latest_weights(d) for d in dirs[:4]], axis=0)

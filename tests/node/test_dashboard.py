@@ -9,9 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from urllib.parse import urlsplit
@@ -19,25 +16,13 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from qres.node.config import init_node
+from daemons import STOP_S, WAIT_S, gossiping
 from qres.node.dashboard import MAX_STREAMS, TIMELINE_ROUNDS
 
 CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-WAIT_S = 120  # how long a busy node or browser may take to answer, start or show something (a bound, not a measurement)
 WAIT_MS = 1000 * WAIT_S
-STOP_S = 30  # how long any node may take to stop (as in test_api)
-
-
-def _free_ports(k, kind=socket.SOCK_DGRAM):
-    socks = [socket.socket(socket.AF_INET, kind) for _ in range(k)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _get(url):
@@ -45,57 +30,19 @@ def _get(url):
         return json.loads(r.read())
 
 
-def _start(base, count):
-    """`count` daemons gossiping with each other (rounds of 0.2 s); returns their processes and the
-    first one's API URL once it has closed a round and, with peers, heard them all and committed models."""
-    gossip, api = _free_ports(count), _free_ports(count, socket.SOCK_STREAM)
-    procs = []
-    for i in range(count):
-        d = base / f"n{i}"
-        init_node(d, gossip[i], api[i])
-        peers = ",".join(f"127.0.0.1:{p}" for j, p in enumerate(gossip) if j != i)
-        env = {**os.environ, "QRES_GOSSIP_PEERS": peers, "QRES_GOSSIP_ROUND_SECONDS": "0.2", "QRES_SENSOR_OFFSET": str(2000 * i)}
-        procs.append(subprocess.Popen([sys.executable, "-m", "qres.cli", "daemon", "run", "--config", str(d / "node.toml")],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
-    url = f"http://127.0.0.1:{api[0]}"
-    deadline = time.monotonic() + WAIT_S
-    status = None
-    while time.monotonic() < deadline:
-        try:
-            status = _get(url + "/status")
-            if status["round"] > 1 and status["peers"] == count - 1 and (count == 1 or status["models_committed"] > 2):
-                return procs, url
-        except OSError:  # not listening yet, or too busy to answer in time (URLError is one too)
-            pass
-        time.sleep(0.2)
-    _stop(procs)
-    pytest.fail(f"the node did not get going within {WAIT_S} s: {status}")
-
-
-def _stop(procs):
-    """SIGTERM to each daemon not stopped yet; each must exit 0."""
-    running = [p for p in procs if p.returncode is None]
-    for p in running:
-        p.send_signal(signal.SIGTERM)
-    for p in running:
-        _, err = p.communicate(timeout=STOP_S)
-        assert p.returncode == 0, err[-2000:]
-
-
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory):
-    """Four daemons; the first one's dashboard is under test. Yields its URL."""
-    procs, url = _start(tmp_path_factory.mktemp("dashboard"), 4)
-    yield url
-    _stop(procs)
+    """Four daemons; the first one's dashboard is under test, once it has heard all its peers. Yields its URL."""
+    ready = lambda s: s["round"] > 1 and s["peers"] == 3 and s["models_committed"] > 2  # noqa: E731
+    with gossiping(tmp_path_factory.mktemp("dashboard"), 4, ready=ready) as (_, url, _token):
+        yield url
 
 
 @pytest.fixture
 def lone(tmp_path):
     """One daemon of its own (its rounds run without peers). Yields (URL, process)."""
-    procs, url = _start(tmp_path, 1)
-    yield url, procs[0]
-    _stop(procs)
+    with gossiping(tmp_path, 1, ready=lambda s: s["round"] > 1) as (procs, url, _token):
+        yield url, procs[0]
 
 
 def _open_events(url):
