@@ -319,10 +319,11 @@ def _sim_choices():
         _choices("Dataset", datasets.names()),
         _choices("Topology", topology.TOPOLOGIES),
         _choices("AggregatorName", simulator.AGGREGATORS),
+        _choices("NetworkAttack", attacks.NETWORK_ATTACKS),
     )
 
 
-Attack, DatasetName, Topology, AggregatorName = _sim_choices()
+Attack, DatasetName, Topology, AggregatorName, NetworkAttack = _sim_choices()
 
 
 def _summary_table(summary: dict, title: str) -> RichTable:
@@ -445,7 +446,7 @@ def daemon_run(
 def cluster(
     nodes: int = typer.Option(10, "--nodes", min=2, max=1000, help="daemon processes to start on loopback"),
     byzantine: float = typer.Option(0.0, "--byzantine", min=0.0, max=0.49, help="fraction of the nodes that attack"),
-    attack: str = typer.Option("bias", "--attack", help="what the attackers do (a simulator attack that works over the network)"),
+    attack: NetworkAttack = typer.Option("bias", "--attack", help="what the attackers do (the simulator's attacks that work over a network)"),
     dataset: DatasetName = typer.Option("heartpy_ppg", "--dataset", help="bundled recording the nodes read"),
     rounds: int = typer.Option(30, "--rounds", min=1, help="rounds every honest node closes before the cluster stops"),
     out_dir: Path = typer.Option(..., "--out", help="empty folder for the nodes' directories, logs and summary.json"),
@@ -459,7 +460,7 @@ def cluster(
     and write OUT/summary.json (convergence, bans, gossip propagation, /compress throughput)."""
     from .node.cluster import ClusterConfig, ClusterError, run_cluster
 
-    cfg = ClusterConfig(nodes=nodes, byzantine=byzantine, attack=attack, dataset=dataset.value, rounds=rounds,
+    cfg = ClusterConfig(nodes=nodes, byzantine=byzantine, attack=attack.value, dataset=dataset.value, rounds=rounds,
                         round_seconds=round_seconds, fanout=fanout, ttl=ttl, seed=seed)
     try:
         cfg.check()
@@ -478,7 +479,7 @@ def cluster(
     if as_json:
         out.print_json(json.dumps(summary))
     else:
-        out.print(_summary_table({k: v for k, v in summary.items() if k != "honest_counters"}, f"cluster of {nodes} daemons, attack {attack} ({cfg.attackers} attackers)"))
+        out.print(_summary_table({k: v for k, v in summary.items() if k != "honest_counters"}, f"cluster of {nodes} daemons, attack {cfg.attack} ({cfg.attackers} attackers)"))
     console.print(f"summary written to {Path(out_dir) / 'summary.json'}")
 
 

@@ -30,7 +30,8 @@ import numpy as np
 
 from .. import datasets
 from ..swarm.simulator import disagreement
-from .config import NETWORK_ATTACKS, init_node, load_config
+from ..swarm.attacks import NETWORK_ATTACKS
+from .config import init_node, load_config
 from .daemon import JOIN_ROUNDS
 from .storage import Store
 

@@ -18,13 +18,10 @@ import fsspec
 
 from .. import datasets
 from ..errors import QresError
-from ..swarm.attacks import ATTACKS
+from ..swarm.attacks import NETWORK_ATTACKS
 from ..swarm.energy import PROFILES
 from .identity import Identity
 
-# the simulator's attacks a daemon can play; Sybil floods and slander need identities and ban
-# reports the daemon does not forge
-NETWORK_ATTACKS = tuple(a for a in ATTACKS if a not in ("none", "sybil", "slander"))
 CONFIG_NAME = "node.toml"
 KEY_NAME = "node.key"
 

@@ -157,6 +157,11 @@ ATTACKS: dict[str, type[Attack]] = {
 }
 
 
+# the attacks a daemon can play over a real network: Sybil floods and slander need forged identities
+# and ban reports the daemon does not send
+NETWORK_ATTACKS = tuple(a for a in ATTACKS if a not in ("none", "sybil", "slander"))
+
+
 def make(name: str) -> Attack:
     """The attack called `name` (one of ATTACKS)."""
     if name not in ATTACKS:
