@@ -55,3 +55,19 @@ def test_propagation_is_the_time_until_the_last_honest_node_has_a_hello():
     # from 1,500 on: a's Hello never reached node 2; c's reached both others
     assert partial["propagation_messages"] == 2 and partial["propagation_reached_all"] == 0.5 and partial["propagation_ms_p99"] == 4.0
     assert propagation({0: [], 1: [], 2: []}, dids, honest=[0, 1, 2])["propagation_ms_p50"] is None
+
+
+def test_slanderers_ban_nobody_and_their_reports_are_not_amplified(tmp_path):
+    out = tmp_path / "cluster"
+    proc = subprocess.run(
+        [sys.executable, "-m", "qres.cli", "cluster", "--nodes", "10", "--byzantine", "0.2", "--attack", "slander", "--rounds", "25",
+         "--round-seconds", "0.3", "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["bans_false"] == 0 and s["honest_disagreement"] < 0.05  # false reports every round ban no honest node
+    # honest nodes pass on no slanderer's report (they think well of its victims), so the two
+    # slanderers' floods do not multiply through the swarm
+    c = s["honest_counters"]
+    assert c.get("bans_reported", 0) == 0 and c.get("dropped_rate_limited", 0) == 0

@@ -36,12 +36,12 @@ from ..errors import QresAuthError, QresFormatError
 from ..fixed import bfp16_from_q16, bfp16_to_q16, to_q16
 from ..swarm import attacks, energy, learn, node, regime
 from ..swarm.aggregate import Median
-from ..swarm.packets import GhostUpdate, Reassembler, RegimeVote, decode_packet, fragment
+from ..swarm.packets import Ban, BanReason, GhostUpdate, Reassembler, RegimeVote, decode_packet, fragment
 from . import archive
 from .api import create_app
 from .config import NodeConfig
 from . import wire
-from .identity import Identity, ReplayGuard, did_of, open_envelope, seal
+from .identity import DID_PREFIX, Identity, ReplayGuard, did_of, open_envelope, seal
 from .storage import PeerRecord, Store, StoredModel
 
 MAX_PEERS = 16  # peer slots of the node's table
@@ -54,6 +54,7 @@ MAX_KNOWN = 256  # addresses the node keeps from peer exchange
 HELLO_EVERY = 5  # rounds between the node's Hellos (peer exchange)
 RELAY = 2  # peers' updates a node passes on per round (the simulator's relay)
 ARRIVALS = 20_000  # Hello arrivals kept for propagation figures
+MAX_BAN_REPORTS = 4096  # (reporter, banned) pairs a node keeps per round
 JOIN_ROUNDS = 3  # rounds a new node only listens, to start from its peers' model rather than genesis
 GENESIS = np.zeros(learn.ORDER, np.int64)
 RATE = int(to_q16(0.5))
@@ -123,6 +124,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
         direction = np.random.default_rng(0).normal(size=learn.ORDER)  # the cartel's shared direction: the same for every attacker
         self.shared_direction = direction / np.linalg.norm(direction)
         self.votes: dict[str, int] = {}
+        self.ban_reports: set[tuple[str, str]] = set()  # (reporter DID, banned DID) heard this round
         self.sequence = 0
         self.step: learn.LocalStep | None = None  # this round's own proposal, once made
         self.transport: asyncio.DatagramTransport | None = None
@@ -277,6 +279,15 @@ class NodeDaemon(asyncio.DatagramProtocol):
             self.inbox[env.did] = (packet, envelope, ttl)
         elif isinstance(packet, RegimeVote):
             self.votes[env.did] = int(packet.regime)
+        elif isinstance(packet, Ban):
+            if len(self.ban_reports) < MAX_BAN_REPORTS:
+                self.ban_reports.add((env.did, did_of(packet.banned)))
+            target = self.slot_of.get(did_of(packet.banned))
+            score = self.state.rep.score[0]
+            if ttl > 0 and target is not None and score[slot] > node.START > score[target]:
+                # passed on only from a reporter this node thinks well of, against a peer it doubts
+                # itself: a slanderer cannot make honest nodes amplify its reports
+                self._forward(wire.wrap(envelope, ttl - 1), exclude={addr})
 
     def _on_hello(self, env, hello: wire.Hello, ttl: int, envelope: bytes, addr) -> None:
         """Peer exchange: learn where the origin listens and whom it knows; note when its Hello
@@ -348,6 +359,8 @@ class NodeDaemon(asyncio.DatagramProtocol):
             self._send(GhostUpdate(self.identity.public_key, self.round, mid, update, int(self.step.residual_error[0]), int(self.step.accuracy_delta[0])).to_bytes(), targets)
         if vote != regime.CALM:
             self._send(RegimeVote(self.identity.public_key, self.round, vote, int(self.step.entropy[0])).to_bytes(), targets)
+        if self.attack is not None and self.attack.slanders:  # false ban reports against every peer it holds
+            self._report_bans(~self.state.rep.banned[0] & np.isin(np.arange(MAX_PEERS), list(self.did_of_slot)), BanReason.OUTLIER)
 
     def _send_hello(self) -> None:
         """Every HELLO_EVERY rounds (every round while it knows fewer than `fanout` addresses) the
@@ -367,6 +380,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
         updates = [GENESIS + np.asarray(bfp16_to_q16(p.update), np.int64) for p, _, _ in self.inbox.values() if len(p.update) == learn.ORDER]
         self.inbox.clear()
         self.votes.clear()
+        self.ban_reports.clear()
         self.joining -= 1
         if len(updates) >= node.QUORUM:
             start = Median()(np.array(updates)[None])[0]
@@ -402,7 +416,12 @@ class NodeDaemon(asyncio.DatagramProtocol):
                 votes[0, slot] = self.votes.get(did, regime.CALM)
                 residual[0, slot], gain[0, slot] = packet.residual_error, packet.accuracy_delta
         self.heard = inbox[present]
+        reports = [(self.slot_of[r], self.slot_of[t]) for r, t in self.ban_reports if r in self.slot_of and t in self.slot_of]
+        self.ban_reports.clear()
+        spread = node.spread_bans(self.state, np.array([r for r, _ in reports], np.int64), np.array([t for _, t in reports], np.int64))[0]
         result = node.receive(self.state, self.step, inbox, present, votes)
+        self._report_bans(result.new_bans[0] & ~spread, BanReason.OUTLIER)
+        self._report_bans(spread, BanReason.RELAYED_BAN)
         self._relay(result.accepted, residual, gain)
         self.inbox.clear()
         self.votes.clear()
@@ -415,6 +434,16 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self._spend_energy()
         self._record()
         self._save(committed)
+
+    def _report_bans(self, slots: np.ndarray, reason: BanReason) -> None:
+        """Flood a Ban of each peer in `slots` (bool over the table) to `fanout` known addresses."""
+        for slot in np.flatnonzero(slots):
+            did = self.did_of_slot.get(int(slot))
+            if did is None:
+                continue
+            ban = Ban(self.identity.public_key, self.round, bytes.fromhex(did.removeprefix(DID_PREFIX)), reason)
+            self._forward(wire.wrap(seal(self.identity, ban.to_bytes(), now_ms()), self.cfg.ttl), exclude=set())
+            self.counters["bans_reported"] += 1
 
     def _relay(self, accepted: np.ndarray, residual: np.ndarray, gain: np.ndarray) -> None:
         """Pass on the `RELAY` accepted updates of highest epidemic priority (the swarm's relay
