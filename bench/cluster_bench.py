@@ -66,15 +66,15 @@ def render(results: dict) -> str:
         "process, all on one machine, so the cores are shared by all nodes (a LAN gives each node its own).",
         "",
         "Propagation: from a Hello's sending until the last other honest node accepted it (verified signature, fresh nonce), over "
-        "the Hellos sent after every node was up; fanout 8, TTL 2. Compress: POST /compress of 64 values on the first node, one "
+        "the Hellos sent after every node was up; fanout 8, TTL ceil(log8(nodes)) (every node that first hears a Hello with TTL left passes it on once). Compress: POST /compress of 64 values on the first node, one "
         "keep-alive client, while the cluster runs.",
         "",
-        "| nodes | attackers | round s | rounds | reached all | propagation p50 ms | p99 ms | max ms | honest disagreement | bans true / false | datagrams / node / round | /compress per s | wall s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| nodes | attackers | round s | TTL | rounds | reached all | propagation p50 ms | p99 ms | max ms | honest disagreement | bans true / false | datagrams / node / round | /compress per s | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n, s in sorted(results["sizes"].items(), key=lambda kv: int(kv[0])):
         lines.append(
-            f"| {n} | {s['byzantine_nodes']} ({s['attack']}) | {s['round_seconds']:g} | {s['rounds_closed_min']} | {s['propagation_reached_all']:.1%} "
+            f"| {n} | {s['byzantine_nodes']} ({s['attack']}) | {s['round_seconds']:g} | {s['ttl']} | {s['rounds_closed_min']} | {s['propagation_reached_all']:.1%} "
             f"| {_f(s['propagation_ms_p50'], '.1f')} | {_f(s['propagation_ms_p99'], '.1f')} | {_f(s['propagation_ms_max'], '.1f')} "
             f"| {_f(s['honest_disagreement'], '.4f')} | {s['bans_true']} / {s['bans_false']} | {s['datagrams_sent_per_node_per_round']:.1f} "
             f"| {s['compress_per_s']:.0f} | {s['wall_seconds']:.0f} |"

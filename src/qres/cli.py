@@ -452,7 +452,7 @@ def cluster(
     out_dir: Path = typer.Option(..., "--out", help="empty folder for the nodes' directories, logs and summary.json"),
     round_seconds: float = typer.Option(0.5, "--round-seconds", min=0.05, help="seconds per gossip round"),
     fanout: int = typer.Option(8, "--fanout", min=1, help="peers each message goes to"),
-    ttl: int = typer.Option(2, "--ttl", min=0, max=16, help="times a message is passed on"),
+    ttl: Optional[int] = typer.Option(None, "--ttl", min=0, max=16, help="times a message is passed on [default: enough for fanout^ttl >= nodes]"),
     seed: int = typer.Option(0, "--seed", help="seed of the nodes' recording offsets"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:

@@ -5,6 +5,7 @@ import os
 import stat
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -73,6 +74,25 @@ def test_a_replayed_message_is_refused_and_an_expired_nonce_forgotten():
         open_envelope(data, NOW + 1, guard)
     open_envelope(seal(ALICE, b"y", NOW + 2 * WINDOW_MS), NOW + 2 * WINDOW_MS, guard)
     assert len(guard) == 1  # the first nonce left the window with its timestamp
+
+
+def test_a_copy_of_an_accepted_message_is_refused_before_its_signature_is_checked(monkeypatch):
+    guard = ReplayGuard()
+    data = seal(ALICE, b"x", NOW)
+    open_envelope(data, NOW, guard)
+    verified = []
+    real = Ed25519PublicKey.from_public_bytes
+    monkeypatch.setattr("qres.node.identity.Ed25519PublicKey.from_public_bytes", lambda b: verified.append(b) or real(b))
+    forged = bytearray(data)
+    forged[-1] ^= 1  # a damaged copy with the same nonce: refused as the copy it is
+    for copy in (data, bytes(forged)):
+        with pytest.raises(QresAuthError, match="replayed"):
+            open_envelope(copy, NOW + 1, guard)
+    assert verified == []  # no signature work spent on copies
+    with pytest.raises(QresAuthError, match="signature"):  # the same damage on a new message still fails the signature
+        bad = bytearray(seal(ALICE, b"x", NOW))
+        bad[-1] ^= 1
+        open_envelope(bytes(bad), NOW, guard)
 
 
 def test_the_replay_cache_is_bounded_and_refuses_rather_than_forgets():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import signal
 import socket
@@ -55,7 +56,7 @@ class ClusterConfig:
     rounds: int = 30
     round_seconds: float = 0.5
     fanout: int = 8
-    ttl: int = 2
+    ttl: int | None = None  # None: enough hops for the flood to reach every node, ceil(log_fanout(nodes))
     compress_seconds: float = 3.0
     seed: int = 0
 
@@ -70,6 +71,13 @@ class ClusterConfig:
             raise ValueError(f"dataset {self.dataset!r} is not bundled ({', '.join(datasets.VALUE_COLUMNS)})")
         if self.rounds < 1 or self.round_seconds < 0.05:
             raise ValueError("rounds must be >= 1 and round_seconds >= 0.05")
+
+    @property
+    def hops(self) -> int:
+        """The TTL the nodes use: `ttl`, or ceil(log_fanout(nodes)) (at least 1) when None."""
+        if self.ttl is not None:
+            return self.ttl
+        return max(1, math.ceil(math.log(self.nodes) / math.log(max(self.fanout, 2)) - 1e-9))
 
     @property
     def attackers(self) -> int:
@@ -122,7 +130,7 @@ def _setup(cfg: ClusterConfig, out: Path) -> list[_Node]:
         peers = [f"127.0.0.1:{gossip[(i + k) % cfg.nodes]}" for k in range(1, min(BOOTSTRAP, cfg.nodes - 1) + 1)]
         env = {
             "QRES_GOSSIP_PEERS": ",".join(peers), "QRES_GOSSIP_ROUND_SECONDS": str(cfg.round_seconds),
-            "QRES_GOSSIP_FANOUT": str(cfg.fanout), "QRES_GOSSIP_TTL": str(cfg.ttl), "QRES_SENSOR_DATASET": cfg.dataset,
+            "QRES_GOSSIP_FANOUT": str(cfg.fanout), "QRES_GOSSIP_TTL": str(cfg.hops), "QRES_SENSOR_DATASET": cfg.dataset,
             "QRES_SENSOR_CHANNEL": str(i % channels), "QRES_SENSOR_OFFSET": str(int(rng.integers(0, length))), "QRES_NODE_ATTACK": attack,
         }
         (d / "cluster.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
@@ -247,6 +255,7 @@ def _collect(cfg: ClusterConfig, nodes: list[_Node], since_us: int) -> dict:
     rounds_done = [nodes[i].store_value("round", 0) for i in honest]
     summary = {
         **asdict(cfg),
+        "ttl": cfg.hops,
         "byzantine_nodes": len(attackers),
         "rounds_closed_min": int(min(rounds_done)),
         "honest_with_model": len(w),

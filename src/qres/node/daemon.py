@@ -41,7 +41,7 @@ from . import archive
 from .api import create_app
 from .config import NodeConfig
 from . import wire
-from .identity import DID_PREFIX, Identity, ReplayGuard, did_of, open_envelope, seal
+from .identity import Identity, ReplayGuard, did_of, open_envelope, public_key_of, seal
 from .storage import PeerRecord, Store, StoredModel
 
 MAX_PEERS = 16  # peer slots of the node's table
@@ -441,7 +441,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
             did = self.did_of_slot.get(int(slot))
             if did is None:
                 continue
-            ban = Ban(self.identity.public_key, self.round, bytes.fromhex(did.removeprefix(DID_PREFIX)), reason)
+            ban = Ban(self.identity.public_key, self.round, public_key_of(did), reason)
             self._forward(wire.wrap(seal(self.identity, ban.to_bytes(), now_ms()), self.cfg.ttl), exclude=set())
             self.counters["bans_reported"] += 1
 

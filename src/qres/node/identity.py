@@ -7,9 +7,9 @@ its payload. Layout (little-endian)::
     magic b"QE" | version u8 (= 1) | sender public key (32) | timestamp u64 (ms since the epoch)
     | nonce (16) | payload length u32 | payload | Ed25519 signature (64)     -> 127 + len bytes
 
-`open_envelope` checks, in this order: length and layout (QresFormatError), the signature
-(QresAuthError), the timestamp window and the nonce (QresAuthError: stale, from the future, or
-replayed). A `ReplayGuard` remembers the nonces it has accepted for as long as their timestamps are
+`open_envelope` checks, in this order: length and layout (QresFormatError), whether the nonce was
+already accepted (a cheap first refusal of copies), the signature (QresAuthError), the timestamp
+window and the nonce (QresAuthError: stale, from the future, or replayed). A `ReplayGuard` remembers the nonces it has accepted for as long as their timestamps are
 inside the window, and at most `capacity` of them: when full it refuses new messages rather than
 forget a nonce that could then be replayed, so a flood cannot grow it without bound.
 """
@@ -116,6 +116,10 @@ class ReplayGuard:
     def __len__(self) -> int:
         return len(self._seen)
 
+    def seen(self, sender: bytes, nonce: bytes) -> bool:
+        """Whether (sender, nonce) was accepted and is still remembered."""
+        return (sender, nonce) in self._seen
+
     def admit(self, sender: bytes, nonce: bytes, timestamp_ms: int, now_ms: int) -> None:
         """Accept (sender, nonce) at `timestamp_ms`, or raise QresAuthError if it is stale, from the
         future, already seen, or the cache is full. Forgets nonces whose time has left the window.
@@ -145,6 +149,10 @@ def open_envelope(data: bytes, now_ms: int, guard: ReplayGuard) -> Envelope:
         raise QresFormatError(f"envelope: unknown version {version} at offset 2 (this node speaks {VERSION})")
     if len(data) != ENVELOPE_OVERHEAD + length:
         raise QresFormatError(f"envelope: payload length {length} at offset 51 needs {ENVELOPE_OVERHEAD + length} bytes, got {len(data)}")
+    if guard.seen(sender, nonce):
+        # a copy of a message already accepted (gossip brings several): refused before the costly
+        # signature check; a forgery reusing the nonce is refused all the same
+        raise QresAuthError("replayed message: this nonce was already accepted")
     body, signature = data[:-SIGNATURE_LEN], data[-SIGNATURE_LEN:]
     try:
         Ed25519PublicKey.from_public_bytes(sender).verify(signature, body)
