@@ -10,15 +10,20 @@ import pytest
 from qres.node.cluster import ClusterConfig, propagation
 
 
-def test_a_cluster_with_attackers_converges_and_bans_them(tmp_path):
-    out = tmp_path / "cluster"
+def _cluster(out, attack: str) -> dict:
+    """`qres cluster` of 10 daemons, 2 of them playing `attack`, 25 rounds of 0.3 s; its summary."""
     proc = subprocess.run(
-        [sys.executable, "-m", "qres.cli", "cluster", "--nodes", "10", "--byzantine", "0.2", "--attack", "bias", "--rounds", "25",
+        [sys.executable, "-m", "qres.cli", "cluster", "--nodes", "10", "--byzantine", "0.2", "--attack", attack, "--rounds", "25",
          "--round-seconds", "0.3", "--out", str(out)],
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    s = json.loads((out / "summary.json").read_text())
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_a_cluster_with_attackers_converges_and_bans_them(tmp_path):
+    out = tmp_path / "cluster"
+    s = _cluster(out, "bias")
     assert s["nodes"] == 10 and s["byzantine_nodes"] == 2 and s["stopped_cleanly"] == 10
     assert s["rounds_closed_min"] >= 25 and s["honest_with_model"] == 8
     assert s["model_norm"] > 0.05  # the honest nodes learned from their readings ...
@@ -58,14 +63,7 @@ def test_propagation_is_the_time_until_the_last_honest_node_has_a_hello():
 
 
 def test_slanderers_ban_nobody_and_their_reports_are_not_amplified(tmp_path):
-    out = tmp_path / "cluster"
-    proc = subprocess.run(
-        [sys.executable, "-m", "qres.cli", "cluster", "--nodes", "10", "--byzantine", "0.2", "--attack", "slander", "--rounds", "25",
-         "--round-seconds", "0.3", "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    s = json.loads((out / "summary.json").read_text())
+    s = _cluster(tmp_path / "cluster", "slander")
     assert s["bans_false"] == 0 and s["honest_disagreement"] < 0.05  # false reports every round ban no honest node
     # honest nodes pass on no slanderer's report (they think well of its victims), so the two
     # slanderers' floods do not multiply through the swarm
