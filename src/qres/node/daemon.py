@@ -112,7 +112,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self.state = node.NodeState(np.full((1, MAX_PEERS), -1), GENESIS, MAX_PEERS + 1)
         self.slot_of: dict[str, int] = {}  # peer DID -> slot in the node's table
         self.did_of_slot: dict[int, str] = {}
-        self.addresses: dict[str, tuple[str, int]] = {}  # peer DID -> where it sends from
+        self.addresses: dict[str, tuple[str, int]] = {}  # peer DID -> where it listens (from its Hellos)
         self.last_seen: dict[str, float] = {}  # peer DID -> when its last message was accepted (s since the epoch)
         self.round = int(self.store.get("round", 0))
         self.inbox: dict[str, tuple[GhostUpdate, bytes, int]] = {}  # origin DID -> (update, envelope, ttl) this round
@@ -129,8 +129,8 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self.step: learn.LocalStep | None = None  # this round's own proposal, once made
         self.transport: asyncio.DatagramTransport | None = None
         self._stopping = asyncio.Event()
-        chan = datasets.channels(cfg.dataset)[cfg.channel % len(datasets.channels(cfg.dataset))]
-        self.readings = chan.exact_integers
+        channels = datasets.channels(cfg.dataset)
+        self.readings = channels[cfg.channel % len(channels)].exact_integers
         self.fed: deque[int] = deque(maxlen=FED_READINGS)  # readings posted to /readings, newest last
         self._codecs: dict[str, Codec] = {}  # codec model id -> codec, newest last (at most KEEP_CODECS)
         self._codec_for: tuple[str, str] | None = None  # (swarm model id, codec model id) of the current codec
@@ -322,11 +322,20 @@ class NodeDaemon(asyncio.DatagramProtocol):
         """Sign `payload` and send it with the configured TTL."""
         self._transmit(wire.wrap(seal(self.identity, payload, now_ms()), self.cfg.ttl), targets)
 
-    def _forward(self, message: bytes, exclude: set) -> None:
-        """Pass a message on to `fanout` known addresses chosen at random, not back to `exclude`."""
+    def _random_known(self, exclude: set) -> list[tuple[str, int]]:
+        """`fanout` known addresses chosen at random, none of them in `exclude`."""
         pool = [a for a in self.known if a not in exclude]
         picked = self.rng.choice(len(pool), min(self.cfg.fanout, len(pool)), replace=False) if pool else []
-        self._transmit(message, [pool[i] for i in picked])
+        return [pool[i] for i in picked]
+
+    def _flood(self, payload: bytes) -> None:
+        """Sign one of the node's own flooded messages (Hello, Ban) and send it to `fanout` random
+        known addresses with the configured TTL."""
+        self._transmit(wire.wrap(seal(self.identity, payload, now_ms()), self.cfg.ttl), self._random_known(set()))
+
+    def _forward(self, message: bytes, exclude: set) -> None:
+        """Pass a peer's message on to `fanout` random known addresses, not back to `exclude`."""
+        self._transmit(message, self._random_known(exclude))
         self.counters["messages_forwarded"] += 1
 
     def update_targets(self) -> list[tuple[str, int]]:
@@ -369,7 +378,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
             known = list(self.known)
             hello = wire.Hello(time.time_ns() // 1000, (self.cfg.gossip_host, self.cfg.gossip_port),
                                tuple(known[i] for i in self.rng.permutation(len(known))[: wire.MAX_HELLO_PEERS]))
-            self._forward(wire.wrap(seal(self.identity, hello.to_bytes(), now_ms()), self.cfg.ttl), exclude=set())
+            self._flood(hello.to_bytes())
 
     def _join(self) -> None:
         """A new node (no verified model stored) listens for JOIN_ROUNDS rounds before it proposes:
@@ -442,7 +451,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
             if did is None:
                 continue
             ban = Ban(self.identity.public_key, self.round, public_key_of(did), reason)
-            self._forward(wire.wrap(seal(self.identity, ban.to_bytes(), now_ms()), self.cfg.ttl), exclude=set())
+            self._flood(ban.to_bytes())
             self.counters["bans_reported"] += 1
 
     def _relay(self, accepted: np.ndarray, residual: np.ndarray, gain: np.ndarray) -> None:
