@@ -103,6 +103,7 @@ class _Node:
     gossip_port: int
     api_port: int
     attack: str
+    env: dict[str, str]  # the QRES_* overrides it runs with
     proc: subprocess.Popen | None = None
 
     @property
@@ -133,19 +134,14 @@ def _setup(cfg: ClusterConfig, out: Path) -> list[_Node]:
             "QRES_GOSSIP_FANOUT": str(cfg.fanout), "QRES_GOSSIP_TTL": str(cfg.hops), "QRES_SENSOR_DATASET": cfg.dataset,
             "QRES_SENSOR_CHANNEL": str(i % channels), "QRES_SENSOR_OFFSET": str(int(rng.integers(0, length))), "QRES_NODE_ATTACK": attack,
         }
-        (d / "cluster.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-        nodes.append(_Node(i, d, gossip[i], api[i], attack))
+        nodes.append(_Node(i, d, gossip[i], api[i], attack, env))
     return nodes
 
 
 def _start(node: _Node) -> None:
-    env = dict(os.environ)
-    for line in (node.directory / "cluster.env").read_text().splitlines():
-        k, _, v = line.partition("=")
-        env[k] = v
     log = open(node.directory / "daemon.log", "w")
     node.proc = subprocess.Popen([sys.executable, "-m", "qres.cli", "daemon", "run", "--config", str(node.directory / "node.toml")],
-                                 env=env, stdout=log, stderr=subprocess.STDOUT)
+                                 env={**os.environ, **node.env}, stdout=log, stderr=subprocess.STDOUT)
     log.close()
 
 
@@ -231,7 +227,7 @@ def propagation(arrivals: dict[int, list], dids: dict[int, str], honest: list[in
 
 def _collect(cfg: ClusterConfig, nodes: list[_Node], since_us: int) -> dict:
     honest = [n.index for n in nodes if n.honest]
-    dids, weights, arrivals, counters = {}, {}, {}, defaultdict(int)
+    dids, weights, arrivals, rounds, counters = {}, {}, {}, {}, defaultdict(int)
     tables = {}
     for n in nodes:
         did = load_config(n.directory / "node.toml", env={}).identity().did
@@ -240,6 +236,7 @@ def _collect(cfg: ClusterConfig, nodes: list[_Node], since_us: int) -> dict:
             latest = s.latest_verified()
             weights[n.index] = None if latest is None else np.frombuffer(latest.gene, "<i4").astype(np.int64)
             arrivals[n.index] = s.get("arrivals", [])
+            rounds[n.index] = s.get("round", 0)
             tables[n.index] = {p.did: p.banned for p in s.peers()}
             for k, v in (s.get("counters") or {}).items():
                 if n.honest:
@@ -252,7 +249,7 @@ def _collect(cfg: ClusterConfig, nodes: list[_Node], since_us: int) -> dict:
             banners[index_of.get(did, -1)] += banned
     attackers = [n.index for n in nodes if not n.honest]
     w = np.array([weights[i] for i in honest if weights[i] is not None])
-    rounds_done = [nodes[i].store_value("round", 0) for i in honest]
+    rounds_done = [rounds[i] for i in honest]
     summary = {
         **asdict(cfg),
         "ttl": cfg.hops,

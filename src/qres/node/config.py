@@ -21,6 +21,7 @@ from ..errors import QresError
 from ..swarm.attacks import NETWORK_ATTACKS
 from ..swarm.energy import PROFILES
 from .identity import Identity
+from .wire import parse_address
 
 CONFIG_NAME = "node.toml"
 KEY_NAME = "node.key"
@@ -132,10 +133,10 @@ def init_node(directory: str | Path, port: int = 7000, api_port: int = 8000) -> 
 
 
 def _peer(text: str, where: str) -> tuple[str, int]:
-    host, sep, port = str(text).rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{where}: peer {text!r} is not host:port")
-    return host, int(port)
+    try:
+        return parse_address(str(text))
+    except ValueError:
+        raise ConfigError(f"{where}: peer {text!r} is not host:port") from None
 
 
 
