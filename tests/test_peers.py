@@ -1,4 +1,4 @@
-"""The benchmark's peer codecs (qres.peers): round trips, sizes, bounds, and data/README.md's figures."""
+"""The benchmark's peer codecs (qres.peers): round trips, sizes, bounds, and src/qres/data/README.md's figures."""
 
 from __future__ import annotations
 

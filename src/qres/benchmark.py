@@ -9,7 +9,7 @@ stopping the peers' measurements.
 Modes (every figure is bits per value = 8 * compressed bytes / number of values, lower is better):
 
 * lossless: qres.compress on the dataset's 2-D (samples, channels) array of channel values, checked
-  bit-exact on the way back; peers each channel on its own, on the exact integers (data/README.md).
+  bit-exact on the way back; peers each channel on its own, on the exact integers (src/qres/data/README.md).
 * frames: per channel, state fitted on the first 20% (int(0.2 * n) samples), then every whole
   64-sample frame of the rest encoded alone and checked on decode.
 * lossy: per channel, absolute bound e = 1% of the channel's standard deviation; qres.compress with
@@ -722,8 +722,8 @@ def _tables(results: dict[str, Any]) -> list[dict[str, Any]]:
             "title": "Lossless stream",
             "note": "Bits per value, lower is better. qres: `qres.compress` on each dataset's (samples, channels) array, "
             "round trip checked bit-exact. Peers: each channel on its own, on its exact integers value * 10^d "
-            "(int32 when they fit, else int64; try_conv1 falls back to pcodec's default on int64), as in data/README.md; "
-            "README best: the best peer figure data/README.md states.",
+            "(int32 when they fit, else int64; try_conv1 falls back to pcodec's default on int64), as in src/qres/data/README.md; "
+            "README best: the best peer figure src/qres/data/README.md states.",
             "columns": cols,
             "rows": rows,
             "bold": bold,

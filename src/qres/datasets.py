@@ -1,22 +1,23 @@
-"""The bundled sensor recordings (data/ in the repository): names, paths and their value channels.
+"""The bundled sensor recordings (package data `qres/data`): names, paths and their value channels.
 
-Each dataset is one CSV file; `PROVENANCE.json` beside it says where it came from. A *value channel*
+Each dataset is one CSV file shipped inside the package (so a wheel installed anywhere has them);
+`PROVENANCE.json` beside it says where it came from. A *value channel*
 is a column of sensor readings (not a time, label or recording-id column). `exact_integers` gives a
-channel as the peers in data/README.md measured it: the integers value * 10^d, where d is the largest
+channel as the peers in src/qres/data/README.md measured it: the integers value * 10^d, where d is the largest
 number of decimals the column's text uses.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-# Value channels per dataset, as data/README.md counts them.
+# Value channels per dataset, as src/qres/data/README.md counts them.
 VALUE_COLUMNS: dict[str, tuple[str, ...]] = {
     "daphnet_accel": ("ankle_x", "ankle_y", "ankle_z", "thigh_x", "thigh_y", "thigh_z", "trunk_x", "trunk_y", "trunk_z"),
     "heartpy_ppg": ("ppg",),
@@ -29,16 +30,11 @@ VALUE_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 def data_dir() -> Path:
-    """The folder holding the bundled CSV files (override with the QRES_DATA environment variable)."""
-    env = os.environ.get("QRES_DATA")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "data"
-        if (candidate / "PROVENANCE.json").is_file():
-            return candidate
-    raise FileNotFoundError("bundled data not found: set QRES_DATA to the folder holding PROVENANCE.json")
+    """The folder holding the bundled CSV files (package data, read through importlib.resources)."""
+    folder = resources.files("qres") / "data"
+    if not isinstance(folder, Path) or not (folder / "PROVENANCE.json").is_file():
+        raise FileNotFoundError(f"the bundled recordings are missing from the installed package ({folder}): reinstall qres")
+    return folder
 
 
 def names() -> list[str]:

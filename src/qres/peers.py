@@ -1,4 +1,4 @@
-"""Peer codecs that QRES is benchmarked against (see data/README.md for the reference figures).
+"""Peer codecs that QRES is benchmarked against (see src/qres/data/README.md for the reference figures).
 
 Every peer measures *bits per value* = 8 * compressed bytes / number of values, and every peer can
 decode what it encoded, so a benchmark can check the round trip instead of trusting the size.
@@ -7,7 +7,7 @@ Three kinds, matching the three benchmark modes:
 
 * **Lossless stream peers** (`LOSSLESS_PEERS`): one channel at a time, on its exact integers
   (value * 10^d) in the integer view `int_view` gives: int32 when every value fits, else int64.
-  That is the convention data/README.md's table was measured with (it reproduces every figure there
+  That is the convention src/qres/data/README.md's table was measured with (it reproduces every figure there
   to the printed precision); pcodec's `try_conv1` only exists for <= 32-bit types, so on an int64
   channel that peer falls back to pcodec's default configuration, as the README figures did.
 * **Frame peers** (`FRAME_PEERS`): `fit(train)` on the first part of a channel gives a fitted coder
@@ -246,7 +246,7 @@ def _pco_conv1(order: int):
 
 
 def lossless_peers() -> list[LosslessPeer]:
-    """The peers of data/README.md's table, in its column order (available or not)."""
+    """The peers of src/qres/data/README.md's table, in its column order (available or not)."""
     return [
         ZstdPeer(19),
         ZstdPeer(19, deltas=True),
@@ -259,7 +259,7 @@ def lossless_peers() -> list[LosslessPeer]:
 
 LOSSLESS_PEERS = lossless_peers()
 
-# data/README.md's lossless table, for checks and for the report.
+# src/qres/data/README.md's lossless table, for checks and for the report.
 README_LOSSLESS: dict[str, dict[str, float]] = {
     "daphnet_accel": {"zstd -19": 8.87, "zstd -19 on deltas": 9.45, "xz -9e": 8.05, "pcodec default": 7.65, "pcodec level 12": 7.61, "pcodec try_conv1(8)": 9.49},
     "heartpy_ppg": {"zstd -19": 9.42, "zstd -19 on deltas": 6.66, "xz -9e": 7.11, "pcodec default": 4.25, "pcodec level 12": 4.24, "pcodec try_conv1(8)": 3.86},
@@ -269,7 +269,7 @@ README_LOSSLESS: dict[str, dict[str, float]] = {
     "basicmotions": {"zstd -19": 21.80, "zstd -19 on deltas": 22.64, "xz -9e": 20.12, "pcodec default": 20.94, "pcodec level 12": 20.17, "pcodec try_conv1(8)": 22.98},
     "taylor_electricity": {"zstd -19": 20.98, "zstd -19 on deltas": 18.87, "xz -9e": 16.96, "pcodec default": 11.14, "pcodec level 12": 11.12, "pcodec try_conv1(8)": 10.94},
 }
-# data/README.md's frame figures (best frame peer, bits per value).
+# src/qres/data/README.md's frame figures (best frame peer, bits per value).
 README_FRAMES: dict[str, float] = {
     "daphnet_accel": 14.10,
     "heartpy_ppg": 8.65,
@@ -289,14 +289,14 @@ DICT_SIZE = 4096
 
 
 def split_train(n: int, train_fraction: float = TRAIN_FRACTION) -> int:
-    """Index where the measured part starts: int(train_fraction * n) (data/README.md's split)."""
+    """Index where the measured part starts: int(train_fraction * n) (src/qres/data/README.md's split)."""
     return int(train_fraction * n)
 
 
 def frames_of(a: np.ndarray, frame: int = FRAME_SIZE, *, whole_only: bool = True) -> list[np.ndarray]:
     """Consecutive `frame`-sample slices of `a` (along axis 0); a short tail is dropped if whole_only.
 
-    data/README.md's frame figures count whole frames only (they reproduce exactly that way).
+    src/qres/data/README.md's frame figures count whole frames only (they reproduce exactly that way).
     """
     out = [a[i : i + frame] for i in range(0, len(a), frame)]
     if whole_only and out and len(out[-1]) < frame:
