@@ -252,7 +252,7 @@ def test_higher_minor_version_accepted():
     assert read_container(data) == (Header(19, 7, BLOCK_CRC, 3), [])
 
 
-@pytest.mark.parametrize("bit", [0x08, 0x10, 0x8000_0000])
+@pytest.mark.parametrize("bit", [0x10, 0x20, 0x8000_0000])
 def test_unknown_flag_bits_rejected(bit):
     with pytest.raises(QresFormatError, match=r"unknown flag bits.*offset 8"):
         read_header(header(flags=BLOCK_CRC | bit))

@@ -29,6 +29,7 @@ __all__ = [
     "SOLID",
     "ENCRYPTED",
     "BLOCK_CRC",
+    "BODY_CRC",
     "KNOWN_FLAGS",
     "MAJOR",
     "MINOR",
@@ -52,6 +53,7 @@ __all__ = [
     "Block",
     "write_container",
     "read_container",
+    "manifest_json",
     "read_header",
     "describe",
     "load_key",
@@ -61,7 +63,8 @@ __all__ = [
 # --------------------------------------------------------------------------- constants
 
 SOLID, ENCRYPTED, BLOCK_CRC = 0x01, 0x02, 0x04
-KNOWN_FLAGS = SOLID | ENCRYPTED | BLOCK_CRC
+BODY_CRC = 0x08  # our extension: the block data ends with one CRC32 of all of it
+KNOWN_FLAGS = SOLID | ENCRYPTED | BLOCK_CRC | BODY_CRC
 MAJOR, MINOR = 19, 0
 
 MAGIC = b"QRES"
@@ -124,6 +127,10 @@ class Header:
     @property
     def block_crc(self) -> bool:
         return bool(self.flags & BLOCK_CRC)
+
+    @property
+    def body_crc(self) -> bool:
+        return bool(self.flags & BODY_CRC)
 
 
 @dataclass(frozen=True)
@@ -396,6 +403,24 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in a manifest")
 
 
+def _check_body_crc(body: memoryview, origin: int, where: str) -> memoryview:
+    """The block data without its CRC32 trailer (flag BODY_CRC), once the trailer matches."""
+    if len(body) < 4:
+        raise QresFormatError(
+            f"file truncated at byte offset {origin + len(body)}{where}: the block data must end "
+            f"with a 4-byte CRC32, {len(body)} bytes remain"
+        )
+    end = len(body) - 4
+    (stored,) = _U32.unpack_from(body, end)
+    computed = zlib.crc32(body[:end])
+    if stored != computed:
+        raise QresFormatError(
+            f"file damaged or truncated: the CRC32 at byte offset {origin + end}{where} stores "
+            f"0x{stored:08X}, the block data before it gives 0x{computed:08X}"
+        )
+    return body[:end]
+
+
 def _parse(data: Any, key: Any) -> tuple[Header, bytes, list[tuple[Block, int, int]]]:
     if key is not None:
         key = _check_key(key)
@@ -403,6 +428,8 @@ def _parse(data: Any, key: Any) -> tuple[Header, bytes, list[tuple[Block, int, i
     header = read_header(view)
     body = view[HEADER_SIZE:]
     if not header.encrypted:
+        if header.body_crc:
+            body = _check_body_crc(body, HEADER_SIZE, "")
         parser = _BlockParser(body, block_crc=header.block_crc, origin=HEADER_SIZE, where="")
         return header, bytes(view[:HEADER_SIZE]), parser.parse()
     if len(body) < NONCE_SIZE + TAG_SIZE:
@@ -421,12 +448,13 @@ def _parse(data: Any, key: Any) -> tuple[Header, bytes, list[tuple[Block, int, i
         )
     header_bytes = bytes(view[:HEADER_SIZE])
     try:
-        plain = AESGCM(key).decrypt(bytes(body[:NONCE_SIZE]), ciphertext, header_bytes)
+        plain = memoryview(AESGCM(key).decrypt(bytes(body[:NONCE_SIZE]), ciphertext, header_bytes))
     except InvalidTag:
         raise QresAuthError("authentication failed: wrong key or corrupted data") from None
-    parser = _BlockParser(
-        memoryview(plain), block_crc=header.block_crc, origin=0, where=" of the decrypted block data"
-    )
+    where = " of the decrypted block data"
+    if header.body_crc:
+        plain = _check_body_crc(plain, 0, where)
+    parser = _BlockParser(plain, block_crc=header.block_crc, origin=0, where=where)
     return header, header_bytes, parser.parse()
 
 
@@ -508,6 +536,22 @@ def _check_bfp16(raw: bytes, what: str) -> None:
         )
 
 
+def manifest_json(manifest: dict, what: str = "manifest") -> bytes:
+    """The canonical bytes of a manifest (compact UTF-8 JSON, sorted keys); ValueError for a dict
+    that would not come back unchanged."""
+    try:
+        text = json.dumps(manifest, ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"))
+        same = json.loads(text) == manifest
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{what}: manifest is not JSON-serialisable: {exc}") from None
+    if not same:
+        raise ValueError(
+            f"{what}: manifest does not survive a JSON round trip unchanged "
+            "(use str keys, lists instead of tuples, and plain JSON types)"
+        )
+    return text.encode("utf-8")
+
+
 def _encode_block(block: Any, index: int) -> bytes:
     if isinstance(block, EpiphanyBlock):
         w = f"block {index} (Epiphany)"
@@ -543,19 +587,7 @@ def _encode_block(block: Any, index: int) -> bytes:
         manifest = block.manifest
         if not isinstance(manifest, dict):
             raise TypeError(f"{w}: manifest must be a dict, not {type(manifest).__name__}")
-        try:
-            text = json.dumps(
-                manifest, ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
-            )
-            same = json.loads(text) == manifest
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise ValueError(f"{w}: manifest is not JSON-serialisable: {exc}") from None
-        if not same:
-            raise ValueError(
-                f"{w}: manifest does not survive a JSON round trip unchanged "
-                "(use str keys, lists instead of tuples, and plain JSON types)"
-            )
-        raw = text.encode("utf-8")
+        raw = manifest_json(manifest, w)
         if len(raw) > MAX_MANIFEST_SIZE:
             raise ValueError(
                 f"{w}: manifest JSON is {len(raw)} bytes, the cap is {MAX_MANIFEST_SIZE} (16 MiB)"
@@ -573,16 +605,21 @@ def write_container(
     total_size: int,
     solid: bool = False,
     block_crc: bool = True,
+    body_crc: bool = False,
     key: bytes | None = None,
 ) -> bytes:
     """Serialise `blocks` behind a v19.0 header.  `total_size` is the uncompressed size
-    recorded in the header (0..2^48).  With `key` (32 bytes) the block bytes are
-    encrypted with AES-256-GCM under a fresh random nonce, the header as AAD.
+    recorded in the header (0..2^48).  `block_crc` puts a CRC32 after every block (flag
+    0x04); `body_crc` one CRC32 after all of them (flag 0x08: 4 bytes, and a file cut at a
+    block boundary no longer reads as whole).  With `key` (32 bytes) the block bytes are
+    encrypted with AES-256-GCM under a fresh random nonce, the header as AAD; the GCM tag
+    already checks every byte, so `body_crc` is then left out.
     Raises ValueError/TypeError on inputs that do not fit the format."""
     total_size = _int_field(total_size, 0, MAX_TOTAL_SIZE, "total_size")
     if key is not None:
         key = _check_key(key)
-    flags = (SOLID if solid else 0) | (BLOCK_CRC if block_crc else 0)
+        body_crc = False
+    flags = (SOLID if solid else 0) | (BLOCK_CRC if block_crc else 0) | (BODY_CRC if body_crc else 0)
     flags |= ENCRYPTED if key is not None else 0
     body = bytearray()
     for index, block in enumerate(blocks):
@@ -590,6 +627,8 @@ def write_container(
         body += encoded
         if block_crc:
             body += _U32.pack(zlib.crc32(encoded))
+    if body_crc:
+        body += _U32.pack(zlib.crc32(body))
     header = _header_bytes(MAJOR, MINOR, flags, total_size)
     if key is None:
         return header + bytes(body)

@@ -5,9 +5,10 @@ trained tables every time. Layout (see docs/FORMAT.md, Frames):
   [patches, when the header says so]  coded words (rANS words, then raw-bit words from the end)
 The header is the first raw bits (read from the end of the frame): 1 bit set for the usual frame
 (`frame_rows` rows, no patches); else a 0 bit, a patches bit and the row count in 17 bits.
-A frame names its model implicitly: the coder starts from a 16-bit tag of the model id and must end
-on it, so decoding with another model raises QresModelMismatch (a false match has odds 2^-16, and
-every word and raw bit must also come out exact).
+A frame names its model implicitly and checks itself: the coder starts from a 16-bit check (the
+model's tag mixed with a hash of every value the frame decodes, see kernel.encode_block) and must
+end on it, so decoding with another model, or a damaged frame, raises QresModelMismatch except with
+odds of about 2^-16 (every word and raw bit must also come out exact).
 """
 
 from __future__ import annotations

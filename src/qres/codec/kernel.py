@@ -69,9 +69,60 @@ REPEAT_RATE = 5
 ERRORS = {
     -1: "compressed data ends early",
     -2: "invalid token or bit length in the compressed data",
-    -3: "compressed data does not end where its checksum says (corrupt data or another model)",
+    -3: "compressed data fails its 16-bit check (corrupt data or another model)",
     -4: "compressed data has unused or non-zero padding words (corrupt data or another model)",
 }
+
+
+CRC16_POLY = 0x1021  # CRC-16/CCITT: every error burst of up to 16 bits changes the check
+CRC16_INIT = 0xFFFF
+
+
+def _crc16_table() -> np.ndarray:
+    table = np.zeros(256, np.uint16)
+    for b in range(256):
+        crc = b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ CRC16_POLY if crc & 0x8000 else crc << 1) & 0xFFFF
+        table[b] = crc
+    return table
+
+
+CRC16_TABLE = _crc16_table()
+
+
+@nb.njit(cache=True, inline="always")
+def _crc16_byte(crc, b):
+    return ((crc << 8) & 0xFFFF) ^ CRC16_TABLE[((crc >> 8) ^ b) & 0xFF]
+
+
+@nb.njit(cache=True)
+def crc16(data, crc):
+    """CRC-16/CCITT (MSB first) of uint8 `data`, continuing from `crc` (CRC16_INIT to start)."""
+    for i in range(data.shape[0]):
+        crc = _crc16_byte(crc, np.int64(data[i]))
+    return crc
+
+
+MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: h -> (h ^ v) * MIX is a bijection for every v
+
+
+@nb.njit(cache=True, inline="always")
+def _mix(h, v):
+    """The block hash after one more decoded integer v (a value or a lattice slip)."""
+    return (h ^ np.uint64(v)) * MIX
+
+
+@nb.njit(cache=True, inline="always")
+def check16(h, tag):
+    """The 16-bit check a block's coder starts from: the model's tag XOR the top 16 bits of the
+    block hash after a final avalanche (murmur3's fmix64)."""
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return (np.int64(h >> np.uint64(48)) ^ tag) & 0xFFFF
 
 
 @nb.njit(cache=True, inline="always")
@@ -103,12 +154,12 @@ def scratch(n_items: int, n_values: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return _scratch.items, _scratch.out, _scratch.raw
 
 
-def encode(z, slips, params, repeat_rows, tag, y, hist, head: int = 0, head_bits: int = 0) -> np.ndarray:
+def encode(z, slips, params, repeat_rows, tag, y, hist, head: int = 0, head_bits: int = 0, seed: int = CRC16_INIT) -> np.ndarray:
     """encode_block with this thread's scratch buffers."""
     n, nch = z.shape
     room = items_needed(n, nch)
     items, out, raw = scratch(room, n * nch)
-    return encode_block(z, slips, *params, repeat_rows, tag, y, hist, items[:room], out[: 2 * room + 4], raw, head, head_bits)
+    return encode_block(z, slips, *params, repeat_rows, tag, seed, y, hist, items[:room], out[: 2 * room + 4], raw, head, head_bits)
 
 
 @nb.njit(cache=True, inline="always")
@@ -159,7 +210,7 @@ def _slip_base(v, c, par, tab_at, tab_sl):
 
 
 @nb.njit(cache=True)
-def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, raw, head, head_bits):
+def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, seed, y, hist, items, raw, head, head_bits):
     """The one loop both directions share, so encoder and decoder cannot drift apart.
 
     Encoding (decoding False): reads z and slips, writes y, the coded items (uint32, for the
@@ -169,6 +220,7 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
     caller's: the encoder writes `head`, the decoder skips them (its caller has read them).
     """
     n, nch = y.shape
+    h = np.uint64(seed)  # hash of every decoded value and slip (the 16-bit check covers them)
     m = 0  # encoder: items written
     rw = 0  # encoder: raw words written
     bitbuf = np.uint64(head)  # encoder: raw bits not yet written
@@ -181,11 +233,11 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
     rn = 0
     if decoding:
         if nw < 2:
-            return -1, 0, 0
+            return -1, 0, 0, h
         x = (np.uint64(words[0]) << np.uint64(16)) | np.uint64(words[1])
         ok, _, rp, racc, rn = _take_bits(words, pos, rp, racc, rn, head_bits)
         if not ok:
-            return -1, 0, 0
+            return -1, 0, 0, h
     mask15 = np.uint64(CDF_ONE - 1)
     energy = par[:, P_ENERGY0].copy()
     rep_p = np.int64(CDF_ONE >> 4)  # probability (of CDF_ONE) that a row repeats
@@ -200,7 +252,7 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
                     x = np.uint64(CDF_ONE - rep_p) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - rep_p)
                 while x < np.uint64(RANS_L):
                     if pos >= rp:
-                        return -1, 0, 0
+                        return -1, 0, 0, h
                     x = (x << np.uint64(16)) | np.uint64(words[pos])
                     pos += 1
             else:
@@ -219,6 +271,7 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
                 for c in range(nch):
                     y[t, c] = y[t - 1, c]
                     slips[t, c] = slips[t - 1, c]
+                    h = _mix(h, y[t, c])
                 continue
             rep_p -= rep_p >> REPEAT_RATE
             if rep_p < 64:
@@ -269,30 +322,30 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
                 x = np.uint64(cdf[c, ci, tok + 1] - cdf[c, ci, tok]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - cdf[c, ci, tok])
                 while x < np.uint64(RANS_L):
                     if pos >= rp:
-                        return -1, 0, 0
+                        return -1, 0, 0, h
                     x = (x << np.uint64(16)) | np.uint64(words[pos])
                     pos += 1
                 if tok == ESCAPE:
                     ok, got_bits, rp, racc, rn = _take_bits(words, pos, rp, racc, rn, 7)
                     if not ok:
-                        return -1, 0, 0
+                        return -1, 0, 0, h
                     nbits = np.int64(got_bits)
                     if nbits <= MAX_TOKEN_BITS or nbits - 1 + k > 63:
-                        return -2, 0, 0
+                        return -2, 0, 0, h
                     nraw = nbits - 1 + k
                     u = np.uint64(1) << np.uint64(nraw)
                 else:
                     base, ex = token_base(tok)
                     nraw = ex + k
                     if nraw > 63 or (tok >= DIRECT and nraw + 2 > 64):
-                        return -2, 0, 0
+                        return -2, 0, 0, h
                     u = base << np.uint64(k)
                 got = 0
                 while nraw > 0:  # raw bits, least significant chunk first
                     b = nraw if nraw < 32 else 32
                     ok, chunk, rp, racc, rn = _take_bits(words, pos, rp, racc, rn, b)
                     if not ok:
-                        return -1, 0, 0
+                        return -1, 0, 0, h
                     u |= chunk << np.uint64(got)
                     got += b
                     nraw -= b
@@ -325,6 +378,7 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
                     rw, bitbuf, nbuf = _put_bits(raw, rw, bitbuf, nbuf, rest, b)
                     rest >>= np.uint64(b)
                     nraw -= b
+            h = _mix(h, y[t, c])
             update_cdf(cdf, c, ci, tok, _rate(seen, c, ci, par[c, P_RATE]))
             if t > 0:  # the first value (predicted from the level) says nothing about the noise
                 energy[c] = next_energy(energy[c], u, par[c, P_ESPEED])
@@ -338,15 +392,15 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
                     x = np.uint64(cdf[c, srow, sym + 1] - cdf[c, srow, sym]) * (x >> np.uint64(CDF_BITS)) + np.uint64(slot - cdf[c, srow, sym])
                     while x < np.uint64(RANS_L):
                         if pos >= rp:
-                            return -1, 0, 0
+                            return -1, 0, 0, h
                         x = (x << np.uint64(16)) | np.uint64(words[pos])
                         pos += 1
                     if sym > SLIP_ESCAPE:
-                        return -2, 0, 0
+                        return -2, 0, 0, h
                     if sym == SLIP_ESCAPE:  # a far slip: its offset from the table's, zigzagged, in raw bits
                         ok, far, rp, racc, rn = _take_bits(words, pos, rp, racc, rn, SLIP_RAW_BITS)
                         if not ok:
-                            return -1, 0, 0
+                            return -1, 0, 0, h
                         slips[t, c] = sbase + unzigzag(far)
                     else:
                         slips[t, c] = sbase + sym - SLIP_SPAN
@@ -358,23 +412,24 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
                     hist[c, srow, sym] += 1
                     if sym == SLIP_ESCAPE:
                         rw, bitbuf, nbuf = _put_bits(raw, rw, bitbuf, nbuf, zigzag(off), SLIP_RAW_BITS)
+                h = _mix(h, slips[t, c])
                 update_cdf(cdf, c, srow, sym, _rate(seen, c, srow, par[c, P_RATE]))
     if decoding:
-        if x != np.uint64(RANS_L + (tag & 0xFFFF)):
-            return -3, 0, 0
         if pos != rp or racc != np.uint64(0):
-            return -4, 0, 0
-        return 0, 0, 0
+            return -4, 0, 0, h
+        if x != np.uint64(RANS_L + check16(h, tag)):
+            return -3, 0, 0, h
+        return 0, 0, 0, h
     while nbuf > 0:
         raw[rw] = np.uint16(bitbuf & np.uint64(0xFFFF))
         rw += 1
         bitbuf >>= np.uint64(16)
         nbuf -= 16
-    return 0, m, rw
+    return 0, m, rw, h
 
 
 @nb.njit(cache=True)
-def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, out, raw, head, head_bits):
+def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, seed, y, hist, items, out, raw, head, head_bits):
     """Code rows z (n, C) int64 (and lattice slips (n, C)). Writes reconstructed values into y
     (which may be z itself in lossless mode); returns the uint16 words.
 
@@ -388,12 +443,19 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
     symbols each context has coded (a young context adapts faster); hist (C, NCTX, NSYM) counts the
     tokens coded in each context (for training a model's tables). The raw-bit stream starts with
     the `head_bits` low bits of `head` (a frame's header).
+
+    The 16-bit check: the coder starts from (and a decoder must end on) RANS_L + check16(hash,
+    tag), where the hash runs over every value and lattice slip the block decodes to, starting from
+    `seed` (the CRC-16 of the caller's bytes: manifest, block head, patches). A damaged block
+    therefore fails unless its state and its hash both come out right by chance (about 2^-16):
+    the state alone would not do, since an rANS decoder can fall back into step after a damaged
+    word, with different values in between.
     """
-    _, m, rw = _code_block(
-        False, np.zeros(0, np.uint16), z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist, items, raw,
-        head, head_bits,
+    _, m, rw, h = _code_block(
+        False, np.zeros(0, np.uint16), z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, seed, y, hist,
+        items, raw, head, head_bits,
     )
-    words = rans_encode(items, m, RANS_L + (tag & 0xFFFF), out)
+    words = rans_encode(items, m, RANS_L + check16(h, tag), out)
     full = np.empty(len(words) + rw, np.uint16)
     full[: len(words)] = words
     for i in range(rw):  # the raw stream is read from the end backwards
@@ -402,16 +464,17 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
 
 
 @nb.njit(cache=True)
-def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, slips, head_bits):
+def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, seed, y, slips, head_bits):
     """Decode n rows into y (n, C) (lattice slips into slips (n, C)) from uint16 `words`, skipping
-    the first `head_bits` of the raw-bit stream (a frame's header, read by the caller).
+    the first `head_bits` of the raw-bit stream (a frame's header, read by the caller); `tag` and
+    `seed` as in encode_block.
 
     Returns the number of words (all of them), or an error code < 0 (see ERRORS).
     """
     nch = y.shape[1]
     hist = np.zeros((nch, NCTX + 2, NSYM), np.int64)
-    status, _, _ = _code_block(
-        True, words, y, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, y, hist,
+    status, _, _, _ = _code_block(
+        True, words, y, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, seed, y, hist,
         np.zeros(0, np.uint32), np.zeros(0, np.uint16), 0, head_bits,
     )
     return status if status < 0 else words.shape[0]

@@ -79,13 +79,25 @@ def read_patches(r: Reader, n: int, nch: int) -> list[tuple[int, int, int]]:
     return out
 
 
+def crc16(data: bytes, start: int = K.CRC16_INIT) -> int:
+    """CRC-16/CCITT of `data`, continued from `start` (the coder's 16-bit check; see kernel.encode_block)."""
+    return int(K.crc16(np.frombuffer(data, np.uint8), start))
+
+
 def encode_rows(
-    model: Model, columns: list[np.ndarray], bounds: np.ndarray | None = None, streams: tuple | None = None, head: tuple[int, int] = (0, 0)
+    model: Model,
+    columns: list[np.ndarray],
+    bounds: np.ndarray | None = None,
+    streams: tuple | None = None,
+    head: tuple[int, int] = (0, 0),
+    check: int = K.CRC16_INIT,
 ) -> tuple[bytes, list[np.ndarray]]:
     """Body bytes (patches + words) for equal-length columns, and the columns a decoder will rebuild.
 
     `streams` may pass to_streams' result for these columns when the caller has it already;
-    `head` = (value, bits) starts the raw-bit stream (a frame's header).
+    `head` = (value, bits) starts the raw-bit stream (a frame's header). The body's 16-bit check
+    covers the patch section and the coded words, continuing `check`: the CRC-16 (see `crc16`) of
+    what the caller wants covered with them (a stream's manifest and block head).
     """
     nch = len(columns)
     if nch != model.n_channels:
@@ -97,9 +109,9 @@ def encode_rows(
     lossless = bounds is None or not np.any(bounds)
     y = z if lossless else np.empty_like(z)  # lossless: the rebuilt values are the values
     hist = np.zeros((nch, K.NCTX + 2, NSYM), np.int64)
-    words = K.encode(z, slips, model.kernel_params(bounds), model.repeat_rows, model.tag, y, hist, *head)
     body = bytearray()
     write_patches(body, patches)
+    words = K.encode(z, slips, model.kernel_params(bounds), model.repeat_rows, model.tag, y, hist, *head, crc16(bytes(body), check))
     body += pack_words(words)
     return bytes(body), (list(columns) if lossless else from_streams(model, y, slips, patches))
 
@@ -145,9 +157,18 @@ def stack(columns: list[np.ndarray]) -> np.ndarray:
 
 
 def decode_rows(
-    model: Model, r: Reader, n: int, bounds: np.ndarray | None = None, *, what: str = "block", names_model: bool = False, head_bits: int = 0
+    model: Model,
+    r: Reader,
+    n: int,
+    bounds: np.ndarray | None = None,
+    *,
+    what: str = "block",
+    names_model: bool = False,
+    head_bits: int = 0,
+    check: int = K.CRC16_INIT,
 ) -> list[np.ndarray]:
-    """Decode n rows from the rest of reader `r` (patches then words, to the end).
+    """Decode n rows from the rest of reader `r` (patches then words, to the end); `check` as the
+    encoder's (see encode_rows).
 
     Coded words that do not decode raise QresFormatError, or with `names_model` (frames, whose
     coder is all that names their model) QresModelMismatch: such a frame was coded with another
@@ -159,7 +180,9 @@ def decode_rows(
     averaged = sum(ch.transform.kind == "rational" for ch in model.channels)
     if n * averaged > MAX_RATIONAL_VALUES:  # their values are rebuilt with big-integer arithmetic
         raise r.fail(f"{n} rows of averaged readings exceed the {MAX_RATIONAL_VALUES}-value limit")
+    start = r.pos
     patches = read_patches(r, n, nch)
+    seed = crc16(r.data[start : r.pos], check)
     rest = r.take(r.remaining())
     most = (ROWS_PER_WORD if model.repeat_rows else VALUES_PER_WORD // nch) * (len(rest) // 2 + 2)
     if n > most:
@@ -167,7 +190,7 @@ def decode_rows(
     words = unpack_words(rest)
     y = np.zeros((n, nch), np.int64)
     slips = np.zeros((n, nch), np.int64)
-    status = -4 if words is None else K.decode_block(words, n, *model.kernel_params(bounds), model.repeat_rows, model.tag, y, slips, head_bits)
+    status = -4 if words is None else K.decode_block(words, n, *model.kernel_params(bounds), model.repeat_rows, model.tag, seed, y, slips, head_bits)
     if status < 0:
         if names_model:
             raise QresModelMismatch(f"{what}: does not decode with model {model.id} (coded with another model, or damaged)")

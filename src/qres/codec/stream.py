@@ -18,7 +18,8 @@ from ..errors import QresFormatError
 from . import container as ct
 from . import rational
 from .model import Model, as_2d, fit_streams
-from .rows import MAX_BLOCK_VALUES, decode_rows, encode_rows, stack, to_streams
+from .kernel import CRC16_INIT
+from .rows import MAX_BLOCK_VALUES, crc16, decode_rows, encode_rows, stack, to_streams
 from .transform import Transform, binary_transform, fit_transform
 from .varint import Reader, put_uvarint
 
@@ -93,11 +94,13 @@ def encode_columns(
     *,
     max_error: float | Sequence[float | None] | None = None,
     progress: Callable[[int], None] | None = None,
+    check: int = CRC16_INIT,
 ) -> tuple[list[ct.Block], bool]:
     """Epiphany and Residual blocks for equal-length 1-D columns (any integer dtype, float32, float64),
     and whether any block has patches (without any, the payloads leave out their patch sections).
 
-    With a single block of rows (a solid file) the Residual payload omits its row count.
+    With a single block of rows (a solid file) the Residual payload omits its row count. Each
+    block's 16-bit check covers its payload and continues `check` (the manifest's CRC-16).
     """
     nch = len(columns)
     errs = per_channel_errors(max_error, nch)
@@ -117,17 +120,17 @@ def encode_columns(
             bounds = np.array([p[1] for p in plans], np.int64)
         streams = to_streams(transforms, part)
         model = fit_streams(streams[0], streams[1], transforms, tables=False, bounds=bounds)
-        body, decoded = encode_rows(model, part, bounds, streams)
-        if errs is not None:
-            for c in range(nch):
-                if errs[c] is not None:
-                    _check_bound(part[c], decoded[c], errs[c], c)
         head = bytearray()
         if not solid:
             put_uvarint(head, len(part[0]))
         if bounds is not None:
             for v in bounds:
                 put_uvarint(head, int(v))
+        body, decoded = encode_rows(model, part, bounds, streams, check=crc16(bytes(head), check))
+        if errs is not None:
+            for c in range(nch):
+                if errs[c] is not None:
+                    _check_bound(part[c], decoded[c], errs[c], c)
         bid = b % 256
         blocks.append(ct.EpiphanyBlock(bid, 1, model.to_bytes()))
         blocks.append(ct.ResidualBlock(bid, bytes(head) + body))
@@ -148,7 +151,7 @@ def compress_columns(
     max_error: float | Sequence[float | None] | None = None,
     key: bytes | None = None,
     extra: dict | None = None,
-    checksum: bool = False,
+    checksum: bool = True,
     rank: int = 2,
     big_endian: bool = False,
     progress: Callable[[int], None] | None = None,
@@ -157,8 +160,10 @@ def compress_columns(
 
     `rank` 1 marks a 1-D array of one column, `big_endian` an array of big-endian dtype (what
     `decompress` gives back; the columns themselves are coded by value).
-    `checksum` adds a CRC32 to every block (flag 0x04). Without it corruption is still caught by the
-    header CRC, the structure checks and the coder's 16-bit end check; files on disk (the CLI) use it.
+    `checksum` (default on) ends the file with a CRC32 of everything after the header (flag 0x08, 4
+    bytes), so any damage or truncation is refused. Without it corruption is still caught by the
+    header CRC, the structure checks and each block's 16-bit check, with a 2^-16 chance of a miss
+    per damaged block. An encrypted file needs no CRC: its GCM tag checks every byte.
     """
     columns = [np.asarray(c) for c in columns]
     if not columns:
@@ -184,14 +189,11 @@ def _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, pro
     recipes: list[list] = []
     if errs is None:
         columns, recipes = _split_rational(columns)
-    blocks, patched = encode_columns(columns, max_error=errs, progress=progress)
     manifest: dict = {"n": n}  # "q" (the array format version) is left out while it is 1
     if n == 0:  # otherwise the dtypes are in the models
         manifest["t"] = [c.dtype.str for c in columns]
     if rank == 1:
         manifest["d"] = 1
-    if patched:
-        manifest["p"] = 1
     if big_endian:
         manifest["b"] = 1
     if recipes:
@@ -200,9 +202,19 @@ def _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, pro
         manifest["e"] = 1
     if extra:
         manifest["x"] = extra
+    blocks, patched = encode_columns(columns, max_error=errs, progress=progress, check=manifest_check(manifest))
+    if patched:
+        manifest["p"] = 1
     return ct.write_container(
-        [ct.ManifestBlock(manifest), *blocks], total_size=total, solid=n <= MAX_BLOCK_VALUES // len(columns), key=key, block_crc=checksum
+        [ct.ManifestBlock(manifest), *blocks], total_size=total, solid=n <= MAX_BLOCK_VALUES // len(columns), key=key, block_crc=False, body_crc=checksum
     )
+
+
+def manifest_check(manifest: dict) -> int:
+    """The CRC-16 of the manifest's canonical JSON, which every Residual block's 16-bit check
+    continues, so that check also covers what the manifest says. The "p" key is left out (it is
+    known only once the blocks are coded; a wrong one misreads every payload, which the check catches)."""
+    return crc16(ct.manifest_json({k: v for k, v in manifest.items() if k != "p"}))
 
 
 def read_manifest(blocks: list[ct.Block]) -> dict:
@@ -250,6 +262,7 @@ def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[n
     """The columns of a `.qres` file and its manifest."""
     header, blocks = ct.read_container(data, key=key)
     m = read_manifest(blocks)
+    check = manifest_check(blocks[0].manifest)
     nch = len(m["dtypes"])
     lossy = m["lossy"]
     models: dict[int, Model] = {}
@@ -270,9 +283,10 @@ def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[n
             r = Reader(blk.payload, what=f"block {i}")
             n = m["rows"] - done if header.solid else r.uvarint(m["rows"] - done)
             bounds = np.array([r.uvarint(2**40) for _ in range(nch)], np.int64) if lossy else None
+            head = blk.payload[: r.pos]
             if not m["patched"]:  # no patch section on the wire: present an empty one
                 r = Reader(b"\x00" + r.take(r.remaining()), what=f"block {i}")
-            parts.append(decode_rows(model, r, n, bounds, what=f"block {i}"))
+            parts.append(decode_rows(model, r, n, bounds, what=f"block {i}", check=crc16(head, check)))
             done += n
         else:
             raise QresFormatError(f"block {i}: unexpected {type(blk).__name__} in an array file")
@@ -333,14 +347,16 @@ def _join_rational(cols: list[np.ndarray], m: dict) -> list[np.ndarray]:
 
 
 def compress(
-    values: np.ndarray, *, max_error: float | Sequence[float | None] | None = None, key: bytes | None = None, checksum: bool = False
+    values: np.ndarray, *, max_error: float | Sequence[float | None] | None = None, key: bytes | None = None, checksum: bool = True
 ) -> bytes:
     """Compress a 1-D or 2-D (samples, channels) array of any integer dtype, float32 or float64.
 
     Lossless by default: decompress gives back the same dtype, shape and bits (NaN, +-inf and -0.0
     included). With `max_error` (one bound, or one per channel with None for lossless channels)
     every decoded value is within it (NaN and infinities are kept exactly). `key` (32 bytes)
-    encrypts the file with AES-256-GCM; `checksum` adds a CRC32 to every block.
+    encrypts the file with AES-256-GCM (whose tag checks every byte); otherwise the file ends with a
+    CRC32 of its blocks, so damage is refused rather than decoded; `checksum=False` leaves it out
+    (4 bytes less; each block's 16-bit check remains).
     """
     arr = np.asarray(values)
     arr2 = as_2d(arr)
