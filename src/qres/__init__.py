@@ -18,7 +18,7 @@ from .codec.model import Model
 from .codec.stream import compress, decompress
 from .errors import QresAuthError, QresError, QresFormatError, QresModelMismatch
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Codec",

@@ -140,3 +140,15 @@ def test_a_damaged_coder_state_that_falls_back_into_step_is_still_caught():
     start = residual["offset"] + 6  # the payload
     outcomes = [_outcome(qres.decompress, _flip(data, 8 * pos + bit, 1, 1), x) for pos in range(start, start + 80) for bit in range(8)]
     assert outcomes.count("silent") == 0  # 640 trials: 0.01 misses expected (a state-only check missed one here)
+
+
+def test_a_header_whose_total_size_disagrees_with_the_manifest_is_refused():
+    """The header's size is what a reader may trust to bound memory before decoding (numcodecs'
+    max_buffer_size): a forged one, with a valid header CRC, must not decode."""
+    x = arrays()["float64_3ch"]
+    header, blocks = ct.read_container(qres.compress(x))
+    assert header.total_size == x.nbytes
+    for forged in (x.nbytes - 8, x.nbytes * 1000, 0):
+        data = ct.write_container(blocks, total_size=forged, solid=header.solid, block_crc=False, body_crc=True)
+        with pytest.raises(qres.QresFormatError, match="total size"):
+            qres.decompress(data)

@@ -210,7 +210,7 @@ def _slip_base(v, c, par, tab_at, tab_sl):
 
 
 @nb.njit(cache=True)
-def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, seed, y, hist, items, raw, head, head_bits):
+def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, seed, hashed, y, hist, items, raw, head, head_bits):
     """The one loop both directions share, so encoder and decoder cannot drift apart.
 
     Encoding (decoding False): reads z and slips, writes y, the coded items (uint32, for the
@@ -417,7 +417,7 @@ def _code_block(decoding, words, z, slips, par, lags_a, w_a, lags_b, w_b, w_warm
     if decoding:
         if pos != rp or racc != np.uint64(0):
             return -4, 0, 0, h
-        if x != np.uint64(RANS_L + check16(h, tag)):
+        if x != np.uint64(RANS_L + (check16(h, tag) if hashed else tag & 0xFFFF)):
             return -3, 0, 0, h
         return 0, 0, 0, h
     while nbuf > 0:
@@ -452,7 +452,7 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
     word, with different values in between.
     """
     _, m, rw, h = _code_block(
-        False, np.zeros(0, np.uint16), z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, seed, y, hist,
+        False, np.zeros(0, np.uint16), z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, seed, True, y, hist,
         items, raw, head, head_bits,
     )
     words = rans_encode(items, m, RANS_L + check16(h, tag), out)
@@ -464,17 +464,18 @@ def encode_block(z, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl
 
 
 @nb.njit(cache=True)
-def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, seed, y, slips, head_bits):
+def decode_block(words, n, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, seed, hashed, y, slips, head_bits):
     """Decode n rows into y (n, C) (lattice slips into slips (n, C)) from uint16 `words`, skipping
     the first `head_bits` of the raw-bit stream (a frame's header, read by the caller); `tag` and
-    `seed` as in encode_block.
+    `seed` as in encode_block. With `hashed` False (array format version 1, before values were
+    hashed) the coder must end on RANS_L + tag alone.
 
     Returns the number of words (all of them), or an error code < 0 (see ERRORS).
     """
     nch = y.shape[1]
     hist = np.zeros((nch, NCTX + 2, NSYM), np.int64)
     status, _, _, _ = _code_block(
-        True, words, y, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, seed, y, hist,
+        True, words, y, slips, par, lags_a, w_a, lags_b, w_b, w_warm, tab_at, tab_sl, cdf, seen, repeat_rows, tag, seed, hashed, y, hist,
         np.zeros(0, np.uint32), np.zeros(0, np.uint16), 0, head_bits,
     )
     return status if status < 0 else words.shape[0]

@@ -165,10 +165,11 @@ def decode_rows(
     what: str = "block",
     names_model: bool = False,
     head_bits: int = 0,
-    check: int = K.CRC16_INIT,
+    check: int | None = K.CRC16_INIT,
 ) -> list[np.ndarray]:
     """Decode n rows from the rest of reader `r` (patches then words, to the end); `check` as the
-    encoder's (see encode_rows).
+    encoder's (see encode_rows), or None for a block of array format version 1, whose coder
+    checked the model's tag alone.
 
     Coded words that do not decode raise QresFormatError, or with `names_model` (frames, whose
     coder is all that names their model) QresModelMismatch: such a frame was coded with another
@@ -182,7 +183,7 @@ def decode_rows(
         raise r.fail(f"{n} rows of averaged readings exceed the {MAX_RATIONAL_VALUES}-value limit")
     start = r.pos
     patches = read_patches(r, n, nch)
-    seed = crc16(r.data[start : r.pos], check)
+    seed = 0 if check is None else crc16(r.data[start : r.pos], check)
     rest = r.take(r.remaining())
     most = (ROWS_PER_WORD if model.repeat_rows else VALUES_PER_WORD // nch) * (len(rest) // 2 + 2)
     if n > most:
@@ -190,7 +191,7 @@ def decode_rows(
     words = unpack_words(rest)
     y = np.zeros((n, nch), np.int64)
     slips = np.zeros((n, nch), np.int64)
-    status = -4 if words is None else K.decode_block(words, n, *model.kernel_params(bounds), model.repeat_rows, model.tag, seed, y, slips, head_bits)
+    status = -4 if words is None else K.decode_block(words, n, *model.kernel_params(bounds), model.repeat_rows, model.tag, seed, check is not None, y, slips, head_bits)
     if status < 0:
         if names_model:
             raise QresModelMismatch(f"{what}: does not decode with model {model.id} (coded with another model, or damaged)")

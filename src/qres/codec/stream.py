@@ -23,7 +23,8 @@ from .rows import MAX_BLOCK_VALUES, crc16, decode_rows, encode_rows, stack, to_s
 from .transform import Transform, binary_transform, fit_transform
 from .varint import Reader, put_uvarint
 
-FORMAT_VERSION = 1  # the manifest's "q" key (absent means 1)
+FORMAT_VERSION = 2  # the manifest's "q" key, written by this build (absent means 1)
+READS_VERSIONS = (1, 2)  # 1: each block's 16-bit check covered the model tag only (before 0.2)
 
 
 def _lossy_plan(col: np.ndarray, max_error: float | None) -> tuple[Transform, int]:
@@ -189,7 +190,7 @@ def _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, pro
     recipes: list[list] = []
     if errs is None:
         columns, recipes = _split_rational(columns)
-    manifest: dict = {"n": n}  # "q" (the array format version) is left out while it is 1
+    manifest: dict = {"q": FORMAT_VERSION, "n": n}
     if n == 0:  # otherwise the dtypes are in the models
         manifest["t"] = [c.dtype.str for c in columns]
     if rank == 1:
@@ -224,8 +225,8 @@ def read_manifest(blocks: list[ct.Block]) -> dict:
     stored = blocks[0].manifest
     if "n" not in stored:
         raise QresFormatError("the manifest does not describe a QRES array (no 'n' key)")
-    if stored.get("q", 1) != FORMAT_VERSION:
-        raise QresFormatError(f"array format version {stored['q']!r} is not supported (this build reads {FORMAT_VERSION})")
+    if stored.get("q", 1) not in READS_VERSIONS:
+        raise QresFormatError(f"array format version {stored['q']!r} is not supported (this build reads versions {', '.join(map(str, READS_VERSIONS))})")
     dtypes = stored.get("t")
     if dtypes is None:  # stored columns have the dtypes of the first model
         first = next((b for b in blocks if isinstance(b, ct.EpiphanyBlock)), None)
@@ -258,11 +259,20 @@ def read_manifest(blocks: list[ct.Block]) -> dict:
     return m
 
 
+def decoded_size(manifest: dict) -> int:
+    """Bytes of the columns a file decodes to (rows times each column's item size), from its
+    manifest (`read_manifest`); the header's total size must say the same."""
+    remainders = {aux for _, aux, *_ in manifest["recipes"]}  # averaged columns' remainders fold back in
+    return manifest["rows"] * sum(np.dtype(d).itemsize for i, d in enumerate(manifest["dtypes"]) if i not in remainders)
+
+
 def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[np.ndarray], dict]:
     """The columns of a `.qres` file and its manifest."""
     header, blocks = ct.read_container(data, key=key)
     m = read_manifest(blocks)
-    check = manifest_check(blocks[0].manifest)
+    if header.total_size != decoded_size(m):
+        raise QresFormatError(f"header: total size {header.total_size} at byte offset 12 disagrees with the manifest's {decoded_size(m)} bytes")
+    check = manifest_check(blocks[0].manifest) if blocks[0].manifest.get("q", 1) >= 2 else None
     nch = len(m["dtypes"])
     lossy = m["lossy"]
     models: dict[int, Model] = {}
@@ -286,7 +296,7 @@ def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[n
             head = blk.payload[: r.pos]
             if not m["patched"]:  # no patch section on the wire: present an empty one
                 r = Reader(b"\x00" + r.take(r.remaining()), what=f"block {i}")
-            parts.append(decode_rows(model, r, n, bounds, what=f"block {i}", check=crc16(head, check)))
+            parts.append(decode_rows(model, r, n, bounds, what=f"block {i}", check=None if check is None else crc16(head, check)))
             done += n
         else:
             raise QresFormatError(f"block {i}: unexpected {type(blk).__name__} in an array file")
