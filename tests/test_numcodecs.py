@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 numcodecs = pytest.importorskip("numcodecs")
 
+from numcodecs.tests import common  # noqa: E402  numcodecs' own conformance helpers
+
+import qres  # noqa: E402
 from qres.numcodecs import Qres  # noqa: E402
 
-DTYPES = ["int8", "uint8", "int16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
+DTYPES = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
 
 
 def chunk(dtype: str, shape=(64, 48), seed=0) -> np.ndarray:
@@ -93,8 +101,8 @@ def test_encode_decode(dtype, shape):
 def test_encode_accepts_buffers_and_non_contiguous_arrays():
     codec = Qres()
     x = chunk("int16", (64, 48))
-    for view in (x[::2, ::3], x.T, np.asfortranarray(x)):
-        assert same_bits(codec.decode(codec.encode(view)), np.ascontiguousarray(view).reshape(-1))
+    for view in (x[::2, ::3], x.T, np.asfortranarray(x)):  # memory order, or C order for a strided view
+        assert same_bits(codec.decode(codec.encode(view)), np.ravel(view, order="A"))
     # buffer-protocol objects keep their item type
     arr = np.arange(100, dtype=np.float32)
     assert same_bits(codec.decode(codec.encode(memoryview(arr))), arr)
@@ -122,10 +130,137 @@ def test_lossy_codec(dtype):
 
 
 def test_decode_garbage_raises_qres_error():
-    import qres
-
     with pytest.raises(qres.QresFormatError):
         Qres().decode(b"not a qres chunk at all")
+
+
+# ------------------------------------------------------------------------------ numcodecs' conformance helpers
+
+CODECS = [Qres(), Qres(max_error=0.01)]
+PRECISION = [None, 2]  # decimals check_encode_decode compares to (max_error 0.01 < 1.5e-2)
+
+
+def conformance_arrays() -> list[np.ndarray]:
+    """Every supported dtype (both byte orders), 1-D to 3-D, C and Fortran order, empty and strided."""
+    out = []
+    for i, dtype in enumerate(DTYPES):
+        x = chunk(dtype, (24, 10, 3), seed=i)
+        out += [x[:, :, 0].ravel(), x, np.asfortranarray(x), np.asfortranarray(x[:, :, 1])]
+    out += [
+        np.arange(1000, dtype="i4").reshape(100, 10, order="F"),  # issue #9: 990 of 1,000 values came back wrong
+        chunk("int32", (30, 20)).astype(">i4"),
+        np.asfortranarray(chunk("float64", (30, 20))).astype(">f8", order="F"),
+        chunk("int16", (40, 30))[::3, 1::2],
+        np.zeros(0, "f4"),
+        np.zeros((0, 5), "u2", order="F"),
+        np.array(7, "i8"),
+    ]
+    return out
+
+
+ARRAYS = conformance_arrays()
+LOSSY_ARRAYS = [np.asfortranarray(chunk("float64", (40, 25), seed=11)), chunk("float32", (300,), seed=12),
+                np.asfortranarray(chunk("int16", (20, 30), seed=13))]
+
+
+def array_id(a: np.ndarray) -> str:
+    order = "F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C" if a.flags.c_contiguous else "strided"
+    return f"{a.dtype.str}-{'x'.join(map(str, a.shape))}-{order}"
+
+
+@pytest.mark.parametrize("arr", ARRAYS, ids=array_id)
+def test_numcodecs_check_encode_decode(arr):
+    common.check_encode_decode(arr, Qres())
+    common.check_encode_decode_array(arr, Qres())
+
+
+def test_numcodecs_check_encode_decode_datetime():
+    """Datetimes are coded as their int64 counts (numcodecs' ensure_contiguous_ndarray); zarr views them back."""
+    common.check_encode_decode(np.arange(60).astype("M8[s]").reshape(6, 10, order="F"), Qres())
+
+
+@pytest.mark.parametrize("arr", LOSSY_ARRAYS, ids=array_id)
+def test_numcodecs_check_encode_decode_lossy(arr):
+    common.check_encode_decode(arr, CODECS[1], precision=PRECISION[1])
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    arr=hnp.arrays(st.sampled_from(DTYPES + [">i2", ">u4", ">f4", ">f8"]), hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=12)),
+    fortran=st.booleans(),
+)
+def test_numcodecs_check_encode_decode_fuzz(arr, fortran):
+    common.check_encode_decode_array(np.asfortranarray(arr) if fortran else arr, Qres())
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=repr)
+def test_numcodecs_check_config(codec):
+    common.check_config(codec)
+
+
+def test_numcodecs_check_repr(monkeypatch):
+    # check_repr evaluates the repr in numcodecs.tests.common, whose names are numcodecs' own codecs;
+    # a third-party codec's class name has to be put there
+    monkeypatch.setattr(common, "Qres", Qres, raising=False)
+    common.check_repr("Qres(max_error=None)")
+    common.check_repr("Qres(max_error=0.5)")
+
+
+def test_numcodecs_check_errors_on_object_buffers():
+    common.check_err_decode_object_buffer(Qres())
+    common.check_err_encode_object_buffer(Qres())
+
+
+def test_numcodecs_check_max_buffer_size():
+    codec = Qres()
+    common.check_max_buffer_size(codec)
+    assert codec.max_buffer_size == 2**31 - 1
+    assert codec.get_config() == {"id": "qres", "max_error": None} and repr(codec) == "Qres(max_error=None)"
+
+
+def test_max_buffer_size_bounds_the_decoded_chunk():
+    codec = Qres()
+    enc = codec.encode(np.zeros(5000, np.int64))  # 40,000 bytes from a few hundred
+    codec.max_buffer_size = len(enc)
+    with pytest.raises(ValueError, match="decodes to 40000 bytes"):
+        codec.decode(enc)
+
+
+def test_decode_into_out_of_the_wrong_size():
+    codec = Qres()
+    enc = codec.encode(np.arange(10, dtype=np.int32))
+    with pytest.raises(ValueError, match="out has 36 bytes"):
+        codec.decode(enc, out=np.empty(9, np.int32))
+    with pytest.raises(ValueError, match="contiguous"):
+        codec.decode(enc, out=np.empty(20, np.int32)[::2])
+
+
+# fixtures written once by check_backwards_compatibility (tests/fixture/qres); decoding them must not change
+FIXTURE_ARRAYS = [
+    np.arange(1000, dtype="i4").reshape(100, 10, order="F"),
+    chunk("int16", (50, 4, 3), seed=21),
+    np.asfortranarray(chunk("uint8", (40, 25), seed=22)),
+    chunk("uint64", (500,), seed=23),
+    np.asfortranarray(np.round(chunk("float64", (100, 10), seed=24), 2)),
+    chunk("float32", (600,), seed=25),
+    chunk("int64", (30, 30), seed=26).astype(">i8"),
+]
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_numcodecs_check_backwards_compatibility(monkeypatch, version):
+    """Chunks written by every array format version still decode: v1 by qres 0.1 (each block's check
+    covered the model tag only), v2 by this format. A new format version adds a folder, recorded
+    once with QRES_RECORD_FIXTURES=1; the folders of older versions are never re-recorded."""
+    here = Path(__file__).parent
+    fixture = here / "fixture" / "qres" / version
+    expected = [fixture / f"array.{i:02d}.npy" for i in range(len(FIXTURE_ARRAYS))] + [
+        fixture / f"codec.{j:02d}" / name for j in range(len(CODECS)) for name in ["config.json"] + [f"encoded.{i:02d}.dat" for i in range(len(FIXTURE_ARRAYS))]
+    ]
+    missing = [str(p.relative_to(here)) for p in expected if not p.exists()]
+    assert not missing or os.environ.get("QRES_RECORD_FIXTURES"), f"committed fixtures missing (the helper would write new ones and test nothing): {missing}"
+    monkeypatch.chdir(here)  # the helper reads fixture/<codec id> relative to the working directory
+    common.check_backwards_compatibility(Qres.codec_id, FIXTURE_ARRAYS, CODECS, precision=PRECISION, prefix=version)
 
 
 # ------------------------------------------------------------------------------ zarr v3
@@ -203,10 +338,28 @@ def test_zarr_v3_reader_needs_only_the_installed_package(zarr, tmp_path):
 
 
 @quiet
-def test_zarr_v2_takes_the_plain_numcodecs_codec(zarr, tmp_path):
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_zarr_v2_takes_the_plain_numcodecs_codec(zarr, tmp_path, order):
     data = np.cumsum(np.random.default_rng(9).integers(-3, 4, size=(100, 40)), axis=1).astype(np.int16)
-    z = zarr.create_array(store=str(tmp_path / "v2.zarr"), shape=data.shape, chunks=(30, 40), dtype="int16",
-                          compressors=Qres(), filters=None, zarr_format=2)
+    path = tmp_path / "v2.zarr"
+    z = zarr.create_array(store=str(path), shape=data.shape, chunks=(30, 40), dtype="int16",
+                          compressors=Qres(), filters=None, zarr_format=2, order=order)
     z[:] = data
-    got = zarr.open_array(str(tmp_path / "v2.zarr"), mode="r")[:]
+    got = zarr.open_array(str(path), mode="r")[:]
     assert same_bits(got, data)
+    # a chunk decodes to the bytes zarr v2 defines for it: the chunk in the array's order
+    assert Qres().decode((path / "0.0").read_bytes()).tobytes() == data[:30].tobytes(order=order)
+
+
+@quiet
+def test_zarr_v3_fortran_memory_order(zarr, tmp_path):
+    """zarr v3 chunks are C-order bytes whatever order the array keeps in memory."""
+    from qres.numcodecs import QresZarr
+
+    data = np.cumsum(np.random.default_rng(10).integers(-3, 4, size=(60, 40)), axis=0).astype(np.int32)
+    path = tmp_path / "f.zarr"
+    z = zarr.create_array(store=str(path), shape=data.shape, chunks=(30, 40), dtype="int32",
+                          serializer=QresZarr(), compressors=None, config={"order": "F"})
+    z[:] = np.asfortranarray(data)  # whole chunks reach the serializer as Fortran-ordered views
+    assert same_bits(zarr.open_array(str(path), mode="r")[:], data)
+    assert same_bits(qres.decompress((path / "c" / "0" / "0").read_bytes()), data[:30].reshape(-1))

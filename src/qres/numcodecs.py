@@ -8,8 +8,11 @@ numcodecs / zarr v2::
     flat = codec.decode(data)                                      # 1-D, same dtype and bits
 
 The codec is found through the ``numcodecs.codecs`` entry point that ``pip install qres`` declares.
-A chunk of any shape is coded as its values in C order; the shape is not stored (numcodecs and
-zarr know the chunk's shape), so `decode` returns a 1-D array, or fills `out` when it is given.
+As every numcodecs codec does, it codes a chunk as its values in memory order (C, or Fortran for an
+F-contiguous chunk, e.g. of a zarr v2 array with order="F"); a strided view is taken in C order. The
+shape is not stored (numcodecs and zarr know the chunk's shape), so `decode` returns a 1-D array,
+or fills `out` (C or F order) when it is given. Chunks larger than `max_buffer_size` bytes, encoded
+or decoded, raise ValueError.
 
 zarr v3 does not take a plain numcodecs codec: its codecs must be ``zarr.abc.codec`` classes, and
 zarr wraps only the numcodecs codecs it knows by name. QRES turns an array into bytes, so it is an
@@ -33,8 +36,9 @@ from typing import Any
 
 import numpy as np
 from numcodecs.abc import Codec
-from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
+from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray, ndarray_copy
 
+from .codec.container import read_header
 from .codec.stream import compress, decompress
 
 __all__ = ["Qres", "QresZarr"]
@@ -50,15 +54,6 @@ def _check_max_error(max_error: Any) -> float | None:
     return float(max_error)
 
 
-def _as_array(buf: Any) -> np.ndarray:
-    if isinstance(buf, np.ndarray):
-        return buf
-    try:
-        return np.asarray(memoryview(buf))  # buffer protocol: keeps the buffer's format (dtype)
-    except TypeError:
-        return np.asarray(buf)
-
-
 class Qres(Codec):
     """numcodecs codec: `encode` an array chunk to a `.qres` file, `decode` it back (1-D).
 
@@ -67,20 +62,38 @@ class Qres(Codec):
     """
 
     codec_id = "qres"
+    _max_buffer_size = 2**31 - 1
 
     def __init__(self, max_error: float | None = None):
         self.max_error = _check_max_error(max_error)
 
-    def encode(self, buf: Any) -> bytes:
-        arr = _as_array(buf)
-        return compress(arr.reshape(-1), max_error=self.max_error)
+    @property
+    def max_buffer_size(self) -> int:
+        """Largest chunk in bytes, encoded or decoded (numcodecs' name; not part of the config)."""
+        return self._max_buffer_size
 
-    def decode(self, buf: Any, out: Any = None) -> np.ndarray:
-        data = buf if isinstance(buf, bytes) else ensure_contiguous_ndarray(buf).tobytes()
-        arr = decompress(data).reshape(-1)
-        if out is not None:
-            return ndarray_copy(arr, out)
-        return arr
+    @max_buffer_size.setter
+    def max_buffer_size(self, value: int) -> None:
+        self._max_buffer_size = value
+
+    def encode(self, buf: Any) -> bytes:
+        arr = ensure_ndarray(buf)
+        if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+            arr = np.ascontiguousarray(arr)
+        return compress(ensure_contiguous_ndarray(arr, self.max_buffer_size), max_error=self.max_error)
+
+    def decode(self, buf: Any, out: Any = None) -> Any:
+        data = ensure_contiguous_ndarray(buf, self.max_buffer_size)
+        size = read_header(data).total_size
+        if size > self.max_buffer_size:
+            raise ValueError(f"the chunk decodes to {size} bytes, more than max_buffer_size {self.max_buffer_size}")
+        if out is None:
+            return decompress(data).reshape(-1)
+        flat = ensure_contiguous_ndarray(out)  # TypeError for an object array, as numcodecs requires
+        if flat.nbytes != size:
+            raise ValueError(f"out has {flat.nbytes} bytes, the chunk decodes to {size}")
+        ndarray_copy(decompress(data).reshape(-1), flat)
+        return out
 
 
 # -- zarr v3 ------------------------------------------------------------------------------------
@@ -114,7 +127,8 @@ else:
             return {"name": "qres", "configuration": {"max_error": self.max_error}}
 
         async def _encode_single(self, chunk_array, chunk_spec):
-            data = await asyncio.to_thread(Qres(self.max_error).encode, chunk_array.as_numpy_array())
+            chunk = np.ascontiguousarray(chunk_array.as_numpy_array())  # zarr v3 chunk bytes are in C order
+            data = await asyncio.to_thread(Qres(self.max_error).encode, chunk)
             return chunk_spec.prototype.buffer.from_bytes(data)
 
         async def _decode_single(self, chunk_bytes, chunk_spec):
