@@ -13,7 +13,8 @@ import pytest
 
 from qres import datasets
 from qres.swarm import attacks, topology
-from qres.swarm.simulator import AGGREGATORS
+from qres.swarm.report import figure_sections
+from qres.swarm.simulator import AGGREGATORS, SimConfig
 
 TINY = ("--nodes", "20", "--rounds", "4", "--degree", "4")
 KEYS = (
@@ -67,6 +68,37 @@ def test_every_option_reaches_the_simulation(tmp_path):
     assert "cartel" in p.stdout  # the table names the attack
 
 
+def test_the_table_gives_each_figure_a_label_value_unit_and_meaning_headline_first(tmp_path):
+    out = tmp_path / "r"
+    p = qres("sim", *TINY, "--byzantine", "0.25", "--attack", "bias", "--out", out)
+    assert p.returncode == 0, p.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    lines = p.stdout.splitlines()
+    at = 0
+    for question, rows in figure_sections(summary, skip=("wall_seconds",)):
+        at = next(i for i in range(at, len(lines)) if question in lines[i])  # the questions in order
+        for row in rows:  # each figure on one line of its own, in order
+            cells = r"\s*│\s*".join(map(re.escape, row))
+            at = next(i for i in range(at, len(lines)) if re.search(rf"│\s*{cells}\s*│", lines[i]))
+    assert p.stdout.index("Did the swarm agree?") < p.stdout.index("The run")
+    assert "regime_fraction" not in p.stdout and "{" not in p.stdout  # no raw keys, no dicts
+
+
+@pytest.mark.parametrize("nodes, degree, relay", [(10, 9, 2), (2, 1, 1), (40, SimConfig.degree, SimConfig.relay)])
+def test_the_default_degree_and_relay_fit_the_swarm(nodes, degree, relay, tmp_path):
+    out = tmp_path / "r"
+    p = qres("sim", "--nodes", nodes, "--rounds", "1", "--out", out)
+    assert p.returncode == 0, p.stderr
+    cfg = json.loads((out / "summary.json").read_text())["config"]
+    assert (cfg["degree"], cfg["relay"]) == (degree, relay)
+
+
+def test_an_explicit_degree_too_large_is_a_usage_error():
+    p = qres("sim", "--nodes", "10", "--degree", "10", "--rounds", "1")
+    assert p.returncode == 2
+    assert p.stderr.strip() == "error: degree must be 1..9, got 10"
+
+
 def test_help_lists_every_choice():
     p = qres("sim", "--help", columns=400)  # wide, so no choice list is broken across lines
     assert p.returncode == 0, p.stderr
@@ -77,6 +109,8 @@ def test_help_lists_every_choice():
     for option in ("--nodes", "--rounds", "--byzantine", "--attack", "--dataset", "--seed", "--out", "--topology",
                    "--degree", "--loss", "--delay", "--aggregator", "--days", "--charge", "--solar", "--json"):
         assert option in p.stdout, option
+    assert f"(default: {SimConfig.degree}, at most nodes - 1)" in p.stdout
+    assert f"(default: {SimConfig.relay}, at most --degree)" in p.stdout
 
 
 @pytest.mark.parametrize(
@@ -88,12 +122,13 @@ def test_help_lists_every_choice():
         (("--nodes", "1"), "--nodes"),
         (("--topology", "ring"), "--topology"),
         (("--nodes", "10", "--degree", "10"), "degree"),  # passes typer, caught by SimConfig.check
+        (("--nodes", "10", "--degree", "4", "--relay", "5"), "relay"),
     ],
 )
 def test_bad_values_fail_cleanly(args, says, tmp_path):
     out = tmp_path / "never"
     p = qres("sim", "--rounds", "2", *args, "--out", out)
-    assert p.returncode != 0
+    assert p.returncode == 2  # a usage error
     assert "Traceback" not in p.stderr and "Traceback" not in p.stdout
     assert says in p.stderr, p.stderr
     assert not out.exists()  # nothing was simulated or written

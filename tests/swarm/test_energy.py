@@ -45,10 +45,13 @@ def test_pool_spends_exact_microjoules_and_counts_brownouts():
     pool.spend(10, np.array([2, 0]), np.array([1, 0]))
     used = start - pool.charge_uj
     # 2 s at 230 mW + 8 s at 35 mW + 1 s CPU at 120 mW = 460 + 280 + 120 mJ
-    assert used.tolist() == [860_000, 350_000]
+    assert used.tolist() == pool.used_uj.tolist() == [860_000, 350_000]
+    pool.spend(10, np.array([0, 0]), np.array([0, 0]))
+    assert pool.used_uj.tolist() == [1_210_000, 700_000]  # it adds up
     empty = EnergyPool(1, ESP32_C6, charge_fraction=0.0)
     empty.spend(5, np.array([0]), np.array([0]))
     assert empty.brownouts.tolist() == [1] and empty.charge_uj.tolist() == [0]
+    assert empty.used_uj.tolist() == [175_000]  # what the interval needed, paid or not
     empty.harvest(np.array([1e9]), 3600)
     assert empty.charge_uj.tolist() == [empty.capacity_uj]  # capped
 

@@ -14,7 +14,7 @@ import pytest
 from qres.fixed import Q16_ONE, to_q16
 from qres.swarm import learn, node, regime
 from qres.swarm.aggregate import reputation_weights
-from qres.swarm.reputation import START
+from qres.swarm.reputation import START, grubbs_critical
 
 N_SWARM = 100
 SLOTS = 16
@@ -41,9 +41,9 @@ def _node(slots: int = SLOTS, score: float = 1.0, weights=None):
     return state, step
 
 
-def _honest_inbox(step, slots: int = SLOTS, seed: int = 1, spread: int = 4000) -> np.ndarray:
+def _honest_inbox(step, slots: int = SLOTS, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return step.proposal[:, None] + rng.integers(-spread, spread, size=(1, slots, learn.ORDER))
+    return step.proposal[:, None] + rng.integers(-4000, 4000, size=(1, slots, learn.ORDER))
 
 
 def _run(state, step, inbox, present=None, votes=None):
@@ -76,18 +76,63 @@ def _influence(state, step, inbox, slot_mask, neutral):
     return moved, share
 
 
-@pytest.mark.parametrize("push", [0.02, 0.08, 0.5, 5.0])
+def _unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=learn.ORDER)
+    return v / np.linalg.norm(v)
+
+
+def _spread_round(push: float, score: float):
+    """A node at its own least-squares model, honest peers spread across honest reach (0.05 to 0.2
+    from its weights), and peer 0 (at `score`) `push` (L2) away from its weights; the round's state,
+    step and inbox."""
+    state, step = _node(weights=np.round(learn.least_squares([_stream()[:129]])).astype(np.int64))
+    w = state.weights[0].astype(np.int64)
+    inbox = np.array([w + np.round(r * Q16_ONE * _unit(100 + i)) for i, r in enumerate(np.linspace(0.05, 0.2, SLOTS))], np.int64)[None]
+    inbox[0, 0] = w + np.round(push * Q16_ONE * _unit(7))
+    state.rep.score[0, 0] = to_q16(score)
+    return state, step, inbox
+
+
+@pytest.mark.parametrize("push", [0.02, 0.08, 0.15, 0.25])
 @pytest.mark.parametrize("score", [1.0, 0.6, 0.3])
 def test_inv1_one_peer_moves_a_round_by_at_most_its_share_of_the_receive_limit(push, score):
-    """Honest peers agree closely here, so nothing but the pushing peer's own weight can move the round."""
+    """Within honest reach (below the astray distance) the push is accepted, beyond the receive limit
+    only the clip bounds it: the round moves by its weight share of the receive limit, against the
+    same peer sending the node's own weights."""
+    assert push * Q16_ONE < node.ASTRAY_DISTANCE
+    state, step, inbox = _spread_round(push, score)
+    assert _run(_copy(state), step, inbox).accepted[0, 0]  # the premise: the push counts
+    moved, share = _influence(state, step, inbox, np.arange(SLOTS) == 0, state.weights[0])
+    assert moved <= share * min(push * Q16_ONE, node.RECEIVE_LIMIT) + 2  # + rounding
+
+
+@pytest.mark.parametrize("push", [0.5, 5.0])
+def test_inv1_a_push_beyond_honest_reach_sits_out_and_moves_nothing(push):
+    """Beyond the astray distance the push sits out: the round ends as if the peer had sent nothing."""
+    state, step, inbox = _spread_round(push, 1.0)
+    pushed, absent = _copy(state), _copy(state)
+    res = _run(pushed, step, inbox)
+    present = np.ones((1, SLOTS), bool)
+    present[0, 0] = False
+    _run(absent, step, inbox, present)
+    assert not res.accepted[0, 0]
+    assert (pushed.weights == absent.weights).all()
+
+
+@pytest.mark.parametrize("far, alphas, outlier", [(1291, (0.05, 0.01), False), (1530, (0.01, 0.001), True)])
+def test_the_node_tests_outliers_at_alpha_one_percent(far, alphas, outlier):
+    """A peer whose Grubbs statistic lies between the critical values at alpha 0.05 and 0.01 is
+    accepted; one between 0.01 and 0.001 is an outlier and sits out."""
     state, step = _node()
-    inbox = _honest_inbox(step, spread=50)
-    state.rep.score[0, 0] = to_q16(score)
-    neutral = inbox[0, 0].copy()
-    direction = np.random.default_rng(7).normal(size=learn.ORDER)
-    inbox[0, 0] = state.weights[0] + np.round(push * Q16_ONE * direction / np.linalg.norm(direction))
-    moved, share = _influence(state, step, inbox, np.arange(SLOTS) == 0, neutral)
-    assert moved <= share * node.RECEIVE_LIMIT + 8  # + rounding, and the honest peers' own +-50 spread
+    offsets = np.array([far, -800, -700, -600, -500, -400, -300, -200, -100, 100, 200, 300, 400, 500, 600, 700])
+    inbox = np.repeat(step.proposal[:, None], SLOTS, axis=1)
+    inbox[0, :, 0] += offsets  # along one weight: distances to the median (the own proposal) are |offsets|
+    dist = np.abs(np.concatenate([[0], offsets])).astype(float)
+    g = (dist.max() - dist.mean()) / dist.std(ddof=1)
+    assert grubbs_critical(SLOTS + 1, alphas[0]) < g < grubbs_critical(SLOTS + 1, alphas[1])  # the premise
+    res = _run(state, step, inbox)
+    assert res.outliers[0].tolist() == [outlier] + [False] * (SLOTS - 1)
+    assert res.accepted[0].tolist() == [not outlier] + [True] * (SLOTS - 1)
 
 
 @pytest.mark.parametrize("sybils", [1, 4, 8])

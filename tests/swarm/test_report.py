@@ -1,16 +1,18 @@
 """The simulator's report files (`qres.swarm.report.write_report`): complete, parsable, linked, and
-the same bytes for the same seed (wall time aside)."""
+the same bytes for the same seed (wall time aside); every summary figure described once (`SECTIONS`)
+and shown with its label, value, unit and meaning, headline questions first."""
 
 from __future__ import annotations
 
 import csv
+import html
 import json
 import re
 from pathlib import Path
 
 import pytest
 
-from qres.swarm.report import write_report
+from qres.swarm.report import SECTIONS, figure_sections, write_report
 from qres.swarm.simulator import simulate
 
 TINY = dict(nodes=20, rounds=6, degree=4, eval_nodes=2, eval_samples=256, seed=4)
@@ -88,6 +90,53 @@ def test_index_html_references_existing_png_files(written):
     written_pngs = {p.name for p in out.glob("*.png")}
     assert written_pngs == set(images)  # every plot is shown, and every shown plot was written
     assert res.summary["attack"] in page
+
+
+def _keys(summary: dict) -> set[str]:
+    """The summary's figures: its keys, a dict's entries as "key.entry"."""
+    out = set()
+    for k, v in summary.items():
+        out |= {f"{k}.{e}" for e in v} if isinstance(v, dict) else {k}
+    return out
+
+
+def test_every_summary_figure_is_described_exactly_once(written):
+    res, _, _ = written
+    described = [f.key for _, figures in SECTIONS for f in figures]
+    assert len(described) == len(set(described))
+    assert len({f.label for _, figures in SECTIONS for f in figures}) == len(described)
+    missing = _keys(res.summary) - set(described)
+    assert not missing, f"summary figures without a label, unit and meaning: {missing}"
+    if res.config.attack != "none":  # under attack the summary holds every figure
+        assert set(described) == _keys(res.summary)
+    for _, figures in SECTIONS:
+        assert all(f.label and f.meaning and "\n" not in f.meaning for f in figures)
+
+
+def test_sections_put_the_headline_first_and_render_values(written):
+    res, _, _ = written
+    s = res.summary
+    questions = [q for q, _ in figure_sections(s)]
+    assert questions[:4] == ["Did the swarm agree?", "Were attackers banned?", "What did it cost?", "What did the swarm gain?"]
+    rows = {label: (value, unit) for _, figures in figure_sections(s) for label, value, unit, _ in figures}
+    attackers = round(res.config.byzantine * res.config.nodes)
+    assert rows["attackers banned"] == (f"{s['bans_true']} of {attackers}", "nodes")
+    assert rows["gossip / raw, sensor rate"] == (f"{100 * s['gossip_to_raw_at_sensor_rate']:.4g}", "%")
+    assert rows["time in Calm"] == (f"{100 * s['regime_fraction']['calm']:.4g}", "%")
+    if s["attack_drift"] is None:
+        assert rows["drift due to the attack"] == ("no attack", "")
+    assert "wall time" not in {label for _, figures in figure_sections(s, skip=("wall_seconds",)) for label, *_ in figures}
+
+
+def test_index_html_shows_every_figure_under_its_question(written):
+    res, out, _ = written
+    page = html.unescape((out / "index.html").read_text(encoding="utf-8"))
+    at = 0
+    for question, figures in figure_sections(res.summary, skip=("wall_seconds",)):
+        at = page.index(f">{question}</th>", at)  # in order
+        for row in figures:
+            at = page.index("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>", at)
+    assert "regime_fraction" not in page and "wall time" not in page  # no raw keys; nothing time-dependent
 
 
 def test_same_seed_same_report_byte_for_byte(tmp_path):

@@ -4,6 +4,7 @@ import pytest
 from qres.fixed import Q16_ONE, to_q16
 from qres.swarm.reputation import (
     BAN_BELOW,
+    PENALTY,
     START,
     Reputation,
     cartel_groups,
@@ -27,6 +28,13 @@ def test_scores_start_at_half_and_bans_below_a_fifth():
     assert rep.score[1] == Q16_ONE  # saturates at 1.0
 
 
+def test_a_penalty_bans_just_below_a_fifth_and_not_at_or_just_above_it():
+    line = int(to_q16(0.2))
+    rep = Reputation(3)
+    rep.score[:] = [line - 1 + PENALTY, line + PENALTY, line + 1 + PENALTY]
+    rep.penalise(np.ones(3, bool))
+    assert rep.score.tolist() == [line - 1, line, line + 1]
+    assert rep.banned.tolist() == [True, False, False]
 
 
 @pytest.mark.parametrize("p,dof,expected", [(0.005, 10, 3.169), (0.025, 5, 2.571), (0.05, 30, 1.697)])

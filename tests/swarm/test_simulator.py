@@ -22,7 +22,9 @@ REQUIRED = (
     "nodes", "rounds", "byzantine_fraction", "attack", "seed", "honest_disagreement", "attack_drift",
     "rounds_to_consensus", "bits_per_value", "bits_per_value_local_only", "gossip_bytes_per_node_per_day",
     "bans_true", "bans_false", "regime_fraction", "false_transitions", "radio_sleep_ratio", "brownouts",
-    "wall_seconds", "state_bytes_per_node",
+    "wall_seconds", "state_bytes_per_node", "raw_sample_rate_hz", "raw_bytes_per_node_per_day", "sensor_rate_hz",
+    "raw_bytes_per_node_per_day_at_sensor_rate", "gossip_to_raw_at_sensor_rate", "energy_j_per_node_per_day",
+    "awake_energy_j_per_node_per_day", "swarm_gain",
 )
 
 
@@ -100,6 +102,7 @@ def test_summary_has_every_required_figure(which, request):
         assert rec["calm"] + rec["prestorm"] + rec["storm"] == pytest.approx(1.0)
     assert 0.0 <= s["radio_sleep_ratio"] <= 1.0
     assert s["bits_per_value"] > 0 and s["bits_per_value_local_only"] > 0
+    assert s["swarm_gain"] == pytest.approx(1 - s["bits_per_value"] / s["bits_per_value_local_only"])
     assert s["gossip_bytes_per_node_per_day"] > 0
     assert s["honest_disagreement"] >= 0
     assert s["rounds_to_consensus"] is None or 1 <= s["rounds_to_consensus"] <= s["rounds"]
@@ -118,6 +121,30 @@ def test_attack_drift_is_a_float_under_attack_and_none_without(calm_run, attacke
     drift = attacked_run.summary["attack_drift"]
     assert isinstance(drift, float) and math.isfinite(drift) and drift >= 0
     assert all(isinstance(r["attack_drift"], float) for r in attacked_run.rounds)
+
+
+def test_raw_readings_are_priced_at_the_simulated_rate_and_at_a_stated_sensor_rate(calm_run):
+    """The simulated rate is the readings the nodes learned from over the simulated time (a mean over
+    nodes of readings / own time, so at least readings / mean time); the sensor rate is stated."""
+    s = calm_run.summary
+    readings = calm_run.config.samples_per_round * s["rounds"]
+    floor = readings / (s["simulated_days"] * sim.DAY_S)
+    assert floor <= s["raw_sample_rate_hz"] <= 1.1 * floor
+    assert s["raw_bytes_per_node_per_day"] == pytest.approx(4 * s["raw_sample_rate_hz"] * sim.DAY_S)
+    assert s["raw_bytes_per_node_per_day_at_sensor_rate"] == 4 * s["sensor_rate_hz"] * sim.DAY_S
+    assert s["gossip_to_raw_at_sensor_rate"] == pytest.approx(s["gossip_bytes_per_node_per_day"] / s["raw_bytes_per_node_per_day_at_sensor_rate"])
+
+
+def test_energy_used_is_the_sleeping_radio_plus_each_wake(calm_run):
+    """Energy per day: the radio asleep all day, plus per wake the listen window and airtime at the
+    active draw instead of the sleeping one, and the CPU's second."""
+    s, p = calm_run.summary, energy.PROFILES[calm_run.config.profile]
+    asleep = p.radio_sleep_mw * sim.DAY_S / 1000
+    assert s["energy_j_per_node_per_day"] - s["awake_energy_j_per_node_per_day"] == pytest.approx(asleep)
+    wakes = s["rounds"] / s["simulated_days"]
+    listen = (energy.LISTEN_S * (p.radio_active_mw - p.radio_sleep_mw) + energy.CPU_S * p.cpu_mw) / 1000
+    airtime = (p.radio_active_mw - p.radio_sleep_mw) / 1000  # at most one second per wake at these few bytes
+    assert wakes * listen <= s["awake_energy_j_per_node_per_day"] <= 1.1 * wakes * (listen + airtime)
 
 
 def test_bias_attack_moves_the_honest_consensus(attacked_run):

@@ -74,7 +74,7 @@ def gossip_allowed(
 
 
 class EnergyPool:
-    """Charge of n nodes in microjoules, with the radio time and brownouts counted.
+    """Charge of n nodes in microjoules, with the energy used, the radio time and brownouts counted.
 
     `spend(seconds, radio_active_s, cpu_s)` draws sleep power for the idle rest of the interval;
     `harvest(mw, seconds)` adds charge up to the capacity. A node whose charge would go below zero
@@ -86,6 +86,7 @@ class EnergyPool:
         self.capacity_uj = np.int64(round(profile.battery_mwh * 3600 * UJ_PER_MWS))
         self.charge_uj = np.full(n, np.int64(round(float(self.capacity_uj) * charge_fraction)), np.int64)
         self.brownouts = np.zeros(n, np.int64)
+        self.used_uj = np.zeros(n, np.int64)  # energy drawn so far (what brownouts could not pay included)
         self.radio_active_s = np.zeros(n, np.int64)
         self.elapsed_s = np.zeros(n, np.int64)
 
@@ -106,6 +107,7 @@ class EnergyPool:
         short = used > self.charge_uj
         self.brownouts += short
         self.charge_uj = np.where(short, 0, self.charge_uj - used)
+        self.used_uj += used
         self.radio_active_s += radio
         self.elapsed_s += seconds
 

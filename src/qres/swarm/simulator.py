@@ -25,7 +25,7 @@ from .. import datasets
 from ..fixed import Q16_ONE, bfp16_quantise_rows, to_q16
 from . import attacks, learn, node, regime, topology
 from .aggregate import Adaptive, Krum, Mean, Median, MultiKrum, ReputationWeighted, TrimmedMean
-from .energy import PROFILES, WAKE_INTERVAL_S, EnergyPool, spend_period, wake_interval_s
+from .energy import PROFILES, UJ_PER_MWS, WAKE_INTERVAL_S, EnergyPool, spend_period, wake_interval_s
 from .packets import FRAG_HEADER_LEN
 
 AGGREGATORS = ("adaptive", "mean", "trimmed_mean", "median", "krum", "multi_krum", "reputation")
@@ -35,6 +35,8 @@ GHOST_BYTES = 63 + 2 * learn.ORDER + FRAG_HEADER_LEN  # one GhostUpdate in one f
 VOTE_BYTES = 49 + FRAG_HEADER_LEN
 BAN_BYTES = 77 + FRAG_HEADER_LEN
 DAY_S = 86_400
+VALUE_BYTES = 4  # a raw reading (int32) or a float32 weight, as uploaded instead of gossip
+SENSOR_RATE_HZ = 1.0  # a realistic rate for a sensor read continuously: the stated rate raw uploads are also compared at
 CONSENSUS = 0.01  # honest disagreement below 1% is consensus
 CENTRAL_NODES = 1000  # the central reference model is fitted on at most this many honest nodes' data
 
@@ -338,6 +340,10 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
         if cfg.days > 0 and clock[honest].min() >= cfg.days * DAY_S:
             break
     days = np.maximum(clock, 1) / DAY_S
+    sample_rate_hz = float(np.mean(cfg.samples_per_round * len(records) / (days[honest] * DAY_S)))
+    gossip = float(np.mean(sent_bytes[honest] / days[honest]))
+    sensor_bytes = VALUE_BYTES * SENSOR_RATE_HZ * DAY_S  # every reading of a sensor read at SENSOR_RATE_HZ
+    asleep_uj = pool.elapsed_s * round(pool.profile.radio_sleep_mw * UJ_PER_MWS)  # what the radio asleep all the time draws
     summary = {
         "nodes": n,
         "rounds": len(records),
@@ -348,9 +354,15 @@ def _run(cfg: SimConfig, progress: Callable[[int], None] | None, reference: np.n
         "topology": cfg.topology,
         "aggregator": cfg.aggregator,
         **_consensus_figures(records),
-        "gossip_bytes_per_node_per_day": float(np.mean(sent_bytes[honest] / days[honest])),
-        "raw_bytes_per_node_per_day": float(np.mean(4 * cfg.samples_per_round * len(records) / days[honest])),
-        "fedavg_bytes_per_node_per_day": float(np.mean(4 * learn.ORDER * len(records) / days[honest])),
+        "gossip_bytes_per_node_per_day": gossip,
+        "raw_sample_rate_hz": sample_rate_hz,
+        "raw_bytes_per_node_per_day": VALUE_BYTES * sample_rate_hz * DAY_S,
+        "sensor_rate_hz": SENSOR_RATE_HZ,
+        "raw_bytes_per_node_per_day_at_sensor_rate": sensor_bytes,
+        "gossip_to_raw_at_sensor_rate": gossip / sensor_bytes,
+        "fedavg_bytes_per_node_per_day": float(np.mean(VALUE_BYTES * learn.ORDER * len(records) / days[honest])),
+        "energy_j_per_node_per_day": float(np.mean(pool.used_uj[honest] / days[honest])) / 1e6,
+        "awake_energy_j_per_node_per_day": float(np.mean((pool.used_uj - asleep_uj)[honest] / days[honest])) / 1e6,
         "bans_true": records[-1]["bans_true"],
         "bans_false": records[-1]["bans_false"],
         "regime_fraction": {name: float(np.mean([rec[name] for rec in records])) for name in regime.REGIME_NAMES},
@@ -407,6 +419,7 @@ def _evaluate(cfg: SimConfig, res: SimResult, rng: np.random.Generator) -> dict:
     return {
         "bits_per_value": float(np.mean(swarm_bits)),
         "bits_per_value_local_only": float(np.mean(alone_bits)),
+        "swarm_gain": 1.0 - float(np.mean(swarm_bits)) / float(np.mean(alone_bits)),
         "bits_per_value_central": float(np.mean(central_bits)),
         "evaluated_nodes": len(rows),
     }
