@@ -329,11 +329,11 @@ def bench_crash(quick: bool, seed: int = 0) -> dict:
                 status = target.get("/status")
                 if status["round"] == stored_round + 1:  # no round closed yet: it still holds what it resumed from
                     expected = last[0] if last else model_id(model_gene(np.zeros(learn.ORDER, np.int64)))
-                    if status["model_id"] == expected:
+                    if status["swarm_model_id"] == expected:
                         out["resumed_exactly"] += 1
                     else:
                         out["resume_failures"] += 1
-                        out["problems"].append(f"restart {i + 1}: resumed with model {status['model_id']}, its newest verified was {expected}")
+                        out["problems"].append(f"restart {i + 1}: resumed with model {status['swarm_model_id']}, its newest verified was {expected}")
                 elif last is not None:
                     pending = (last[1], max(m[2] for m in models.values()))
                 else:

@@ -1,8 +1,9 @@
 """Daemon processes for the node tests: a few nodes gossiping on loopback, started, waited for
-and stopped, and never left running after a failure."""
+and stopped, and never left running after a failure; and a headless Chromium to look at their pages."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,11 +12,18 @@ import time
 import urllib.request
 from contextlib import contextmanager
 
+import pytest
+from playwright.sync_api import sync_playwright
+
 from qres.node.cluster import free_ports
 from qres.node.config import init_node, load_config
 
 WAIT_S = 120  # how long a busy machine may take to start a node (a bound, not a measurement)
+WAIT_MS = 1000 * WAIT_S
 STOP_S = 30  # how long a node may take to stop
+CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def status(url: str) -> dict | None:
@@ -57,11 +65,34 @@ def gossiping(base, count: int, env: dict | None = None, ready=lambda s: s["mode
                 p.wait()
 
 
-def stop(procs) -> None:
-    """SIGTERM to each daemon still running; each must exit 0 within STOP_S."""
+def stop(procs) -> list[str]:
+    """SIGTERM to each daemon still running; each must exit 0 within STOP_S. Their logs (stderr)."""
     running = [p for p in procs if p.returncode is None]
     for p in running:
         p.send_signal(signal.SIGTERM)
+    logs = []
     for p in running:
         _, err = p.communicate(timeout=STOP_S)
         assert p.returncode == 0, err[-2000:]
+        logs.append(err)
+    return logs
+
+
+@contextmanager
+def chromium():
+    """A page in headless Chromium (skips the test where there is none); yields (page, URLs it
+    requested, errors it reported)."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium executable (/usr/bin/chromium; `apt-get install chromium`): the page is not checked in a browser")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=WAIT_MS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(WAIT_MS)
+            requested, errors = [], []
+            page.on("request", lambda r: requested.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            yield page, requested, errors
+        finally:
+            browser.close()

@@ -1,23 +1,28 @@
 """The REST API of a running node process, over real HTTP on loopback: status, peers, model,
-metrics, frames in and out with the node's model, readings in; tokens, body limits and garbage
-bodies answered with a clear 4xx (never a 5xx), counted in /metrics, while the node keeps serving."""
+Prometheus metrics, frames in and out with the node's model, readings in, the offline /docs;
+tokens, body limits and garbage bodies answered with a clear 4xx (never a 5xx), counted in
+/metrics, while the node keeps serving."""
 
 import base64
 import json
+import re
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
-from daemons import gossiping
+from daemons import chromium, gossiping
+from qres.node.metrics import COUNTERS
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    """Four daemons (a quorum for each); the first one's API is under test."""
-    with gossiping(tmp_path_factory.mktemp("api"), 4, {"QRES_API_MAX_BODY": "4096"}) as (_, url, token):
+    """Four daemons (a quorum for each) on a modelled battery; the first one's API is under test."""
+    with gossiping(tmp_path_factory.mktemp("api"), 4, {"QRES_API_MAX_BODY": "4096", "QRES_ENERGY_PROFILE": "esp32-c6"}) as (_, url, token):
         yield url, token
 
 
@@ -43,13 +48,27 @@ def test_health_status_peers_and_model(node):
     code, status = call(url, "/status")
     assert code == 200 and status["did"].startswith("did:qres:") and status["peers"] == 3 and status["regime"] == "calm"
     assert status["round"] > 0 and status["models_committed"] > 0
-    energy = status["energy"]  # one modelled TWT period drawn per round
-    assert energy["profile"] == "esp32-c6" and 0 < energy["charge"] < 1 and energy["modelled_s"] >= status["counters"]["rounds"]
+    assert status["quorum"] == {"needed": 3, "peers": 3, "waiting": False}
+    assert status["addresses"] == {"bootstrap": 3, "verified": 0, "pending": 0}  # every peer is a bootstrap peer
+    energy = status["energy"]  # drawn on the wall clock: the modelled battery has lived as long as the node
+    assert energy["profile"] == "esp32-c6" and energy["battery"] == "modelled" and energy["clock"] == "wall"
+    assert energy["elapsed_s"] <= status["uptime_s"] + 1 and 0.99 < energy["charge"] <= 1 and energy["brownouts"] == 0
     assert 0 < status["bits_per_value"] < 32
     code, peers = call(url, "/peers")
     assert code == 200 and len(peers) == 3 and all(0 <= p["reputation"] <= 1 and p["banned"] is False for p in peers)
     code, model = call(url, "/model")
-    assert code == 200 and len(model["id"]) == 16 and len(model["weights_q16"]) == 8 and base64.b64decode(model["gene"])
+    assert code == 200 and len(model["codec_model_id"]) == 16 and len(model["swarm_model_id"]) == 16
+    assert len(model["weights_q16"]) == 8 and base64.b64decode(model["gene"])
+
+
+def test_both_model_ids_are_named_apart(node):
+    url, token = node
+    code, frame = call(url, "/compress", {"values": list(range(64))}, token)
+    code2, status = call(url, "/status")
+    assert code == code2 == 200 and "model_id" not in frame and "model_id" not in status
+    assert re.fullmatch("[0-9a-f]{16}", frame["codec_model_id"]) and re.fullmatch("[0-9a-f]{16}", frame["swarm_model_id"])
+    assert frame["codec_model_id"] != frame["swarm_model_id"]  # two different models
+    assert re.fullmatch("[0-9a-f]{16}", status["swarm_model_id"]) and re.fullmatch("[0-9a-f]{16}", status["codec_model_id"])
 
 
 def test_compress_then_decompress_gives_the_readings_back(node):
@@ -57,8 +76,8 @@ def test_compress_then_decompress_gives_the_readings_back(node):
     values = [30000 + (i * 37) % 101 for i in range(64)]
     code, frame = call(url, "/compress", {"values": values}, token)
     assert code == 200 and frame["values"] == 64 and frame["bytes"] < 4 * 64
-    code, back = call(url, "/decompress", {"model_id": frame["model_id"], "frame": frame["frame"]}, token)
-    assert code == 200 and back["values"] == values
+    code, back = call(url, "/decompress", {"codec_model_id": frame["codec_model_id"], "frame": frame["frame"]}, token)
+    assert code == 200 and back["values"] == values and back["codec_model_id"] == frame["codec_model_id"]
 
 
 def test_readings_feed_the_node(node):
@@ -77,8 +96,8 @@ def test_readings_feed_the_node(node):
         ("/compress", {"values": [1.5, 2]}, "T", None, 422, "whole numbers"),
         ("/compress", {"values": [2**70]}, "T", None, 422, ""),
         ("/compress", None, "T", json.dumps({"values": list(range(5000))}).encode(), 413, "over 4096"),
-        ("/decompress", {"model_id": "0" * 16, "frame": "AAAA"}, "T", None, 404, "unknown model"),
-        ("/decompress", {"model_id": "0" * 16, "frame": "!!!"}, "T", None, 422, "base64"),
+        ("/decompress", {"codec_model_id": "0" * 16, "frame": "AAAA"}, "T", None, 404, "unknown codec model"),
+        ("/decompress", {"codec_model_id": "0" * 16, "frame": "!!!"}, "T", None, 422, "base64"),
         ("/readings", {"values": ["a"]}, "T", None, 422, ""),
         ("/compress", None, "T", b"[NaN]", 422, "object"),  # was a 500: the error echoed NaN
         ("/compress", None, "T", b'{"values": [NaN, "a"]}', 422, "valid number"),
@@ -90,12 +109,86 @@ def test_bad_requests_get_a_clear_4xx(node, path, body, token, raw, code, says):
     assert got == code and says in json.dumps(detail)
 
 
-def test_refused_requests_are_counted_in_metrics(node):
-    url, _ = node
-    call(url, "/compress", {"values": [1]})
+def test_the_token_must_match_exactly(node):
+    """Not a prefix of it, not it with more after it, not another case: compared whole."""
+    url, token = node
+    for wrong in (token + "x", token + token, token[:-1], token[:1], token.swapcase(), " " + token):
+        code, detail = call(url, "/compress", {"values": [1, 2]}, wrong)
+        assert code == 401 and "bearer" in detail["detail"], wrong
+    assert call(url, "/compress", {"values": [1, 2]}, token)[0] == 200
+
+
+def _scrape(url) -> dict:
+    """GET /metrics parsed by prometheus_client: {family name: family}."""
     code, text = call(url, "/metrics")
-    assert code == 200 and 'qres_api_rejected_requests_total{reason="401"}' in text
-    assert 'qres_gossip_events{event="messages_accepted"}' in text and "qres_round " in text
+    assert code == 200
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def _value(family, **labels) -> float:
+    """The value of the sample of `family` whose labels include `labels` (the first one when several)."""
+    return next(s.value for s in family.samples if labels.items() <= s.labels.items())
+
+
+def test_metrics_follow_prometheus_conventions_and_move(node):
+    url, token = node
+    before = _scrape(url)
+    expected = {"process_cpu_seconds", "process_resident_memory_bytes", "process_start_time_seconds", "python_info",
+                "qres_http_request_duration_seconds", "qres_api_rejected_requests", "qres_model_info", "qres_node_info", "qres_round",
+                "qres_regime", "qres_bits_per_value", "qres_peers", "qres_peers_banned", "qres_peer_reputation", "qres_quorum_peers",
+                "qres_quorum_required_peers", "qres_addresses", "qres_energy_charge_ratio", "qres_energy_charge_joules",
+                "qres_energy_brownouts", "qres_radio_sleep_ratio", "qres_gossip_dropped", "qres_bans_reported", "qres_ban_reports_received"}
+    assert expected <= set(before), expected - set(before)
+    assert before["qres_http_request_duration_seconds"].type == "histogram" and before["qres_bans_reported"].type == "counter"
+    model = before["qres_model_info"].samples[0]  # an info metric: value 1, the ids in its labels
+    assert model.value == 1 and re.fullmatch("[0-9a-f]{16}", model.labels["swarm_model_id"]) and re.fullmatch("[0-9a-f]{16}", model.labels["codec_model_id"])
+    assert sum(s.value for s in before["qres_regime"].samples) == 1  # one regime at a time
+    assert len(before["qres_peer_reputation"].samples) == 3 and 0.99 < _value(before["qres_energy_charge_ratio"]) <= 1
+    _, status = call(url, "/status")
+    for key in status["counters"]:  # every counter of /status is exported
+        assert key.startswith("dropped_") or key in COUNTERS, key
+    compress = lambda f: _value(f["qres_http_request_duration_seconds"], endpoint="/compress", le="+Inf")  # noqa: E731
+    n = compress(before) if any(s.labels.get("endpoint") == "/compress" for s in before["qres_http_request_duration_seconds"].samples) else 0
+    call(url, "/compress", {"values": [1, 2, 3]}, token)
+    call(url, "/compress", {"values": [1]})  # refused: no token
+    for method in ("PROPFIND", "MKCOL"):  # a client cannot mint label values
+        try:
+            urllib.request.urlopen(urllib.request.Request(url + f"/no/such/{method}", method=method), timeout=10)
+        except urllib.error.HTTPError:
+            pass
+    time.sleep(0.5)  # a round or two
+    after = _scrape(url)
+    assert compress(after) == n + 2
+    labels = {(s.labels["method"], s.labels["endpoint"]) for s in after["qres_http_request_duration_seconds"].samples}
+    assert ("other", "unmatched") in labels and not any(m in ("PROPFIND", "MKCOL") or "/no/such" in e for m, e in labels)
+    assert _value(after["qres_api_rejected_requests"], reason="401") >= 1
+    assert _value(after["qres_round"]) > _value(before["qres_round"])
+    assert _value(after["qres_gossip_datagrams_received"]) > _value(before["qres_gossip_datagrams_received"])
+    assert _value(after["process_cpu_seconds"]) >= _value(before["process_cpu_seconds"])
+
+
+def test_docs_load_nothing_from_outside_the_node(node):
+    url, _ = node
+    with urllib.request.urlopen(url + "/docs", timeout=10) as r:
+        html, csp = r.read().decode(), r.headers["content-security-policy"]
+    assert "SwaggerUIBundle" in html and re.findall(r"https?://", html) == []
+    assert "default-src 'none'" in csp and "http" not in csp
+    refs = re.findall(r"(?:src|href)=[\"']([^\"']*)", html) + re.findall(r"url: '([^']*)'", html)
+    assert refs and all(ref.startswith("/") for ref in refs), refs
+    for ref in refs:
+        with urllib.request.urlopen(url + ref, timeout=10) as r:
+            assert r.status == 200 and len(r.read()) > 0
+    assert call(url, "/docs/assets/redoc.js")[0] == 404
+
+
+def test_docs_render_every_operation_offline_in_chromium(node):
+    url, _ = node
+    with chromium() as (page, requested, errors):
+        page.goto(url + "/docs")
+        page.wait_for_selector(".opblock-summary-path")
+        paths = set(page.locator(".opblock-summary-path").all_text_contents())
+        assert {"/compress", "/decompress", "/readings", "/status", "/metrics"} <= {p.replace("\u200b", "") for p in paths}
+        assert errors == [] and all(u.startswith(url + "/") or u.startswith("data:") for u in requested), (errors, requested)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -136,8 +229,8 @@ def test_binary_bodies_round_trip_and_name_the_model(node):
     values = np.array([-(2**40), 7, 30000, 30001, 29999] * 12, "<i8")
     headers = {"content-type": "application/octet-stream"}
     code, frame = call_raw(url, "/compress", values.tobytes(), token, headers)
-    assert code == 200 and len(frame.body) < values.nbytes and len(frame.model_id) == 16
-    code, back = call_raw(url, "/decompress", frame.body, token, {**headers, "x-model-id": frame.model_id})
+    assert code == 200 and len(frame.body) < values.nbytes and len(frame.model_id) == 16 and len(frame.swarm_model_id) == 16
+    code, back = call_raw(url, "/decompress", frame.body, token, {**headers, "x-codec-model-id": frame.model_id})
     assert code == 200 and back.model_id == frame.model_id
     np.testing.assert_array_equal(np.frombuffer(back.body, "<i8"), values)
 
@@ -147,8 +240,8 @@ def test_binary_bodies_round_trip_and_name_the_model(node):
     [
         ("/compress", b"", {}, "little-endian int64 values (0 bytes given)"),
         ("/compress", b"\x01" * 12, {}, "12 bytes given"),
-        ("/decompress", b"\x00" * 10, {}, "X-Model-Id"),
-        ("/decompress", b"\x00" * 10, {"x-model-id": "0" * 16}, "unknown model"),
+        ("/decompress", b"\x00" * 10, {}, "X-Codec-Model-Id"),
+        ("/decompress", b"\x00" * 10, {"x-codec-model-id": "0" * 16}, "unknown codec model"),
     ],
 )
 def test_bad_binary_bodies_get_a_clear_4xx(node, path, body, headers, says):
@@ -159,7 +252,7 @@ def test_bad_binary_bodies_get_a_clear_4xx(node, path, body, headers, says):
 
 class _Raw:
     def __init__(self, body, headers):
-        self.body, self.model_id = body, headers.get("x-model-id")
+        self.body, self.model_id, self.swarm_model_id = body, headers.get("x-codec-model-id"), headers.get("x-swarm-model-id")
 
 
 def call_raw(url, path, body, token, headers):

@@ -44,6 +44,12 @@ def test_a_cluster_refuses_an_occupied_folder_and_bad_settings(tmp_path):
             ClusterConfig(**bad).check()
 
 
+def test_the_title_names_the_attackers_or_says_there_are_none():
+    assert ClusterConfig(nodes=10, byzantine=0.2, attack="bias").title == "cluster of 10 daemons, 2 attacking (bias)"
+    assert ClusterConfig(nodes=4, attack="bias").title == "cluster of 4 daemons, no attackers"
+    assert ClusterConfig(nodes=10, byzantine=0.01, attack="bias").title == "cluster of 10 daemons, no attackers"  # rounds to none
+
+
 def test_propagation_is_the_time_until_the_last_honest_node_has_a_hello():
     dids = {0: "a", 1: "b", 2: "c", 3: "x"}
     arrivals = {

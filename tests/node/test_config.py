@@ -1,12 +1,15 @@
 """Node configuration: `qres daemon init` writes a file that loads, environment variables override
 single keys, and every bad value is refused with the key named."""
 
+import dataclasses
+import os
+import stat
 import subprocess
 import sys
 
 import pytest
 
-from qres.node.config import ConfigError, init_node, load_config
+from qres.node.config import ConfigError, init_node, load_config, resolve_peers
 
 
 @pytest.fixture
@@ -21,6 +24,28 @@ def test_init_writes_a_config_that_loads_with_its_defaults(node_dir):
     assert cfg.data_dir == (node_dir / "data").resolve() and cfg.key_file == (node_dir / "node.key").resolve()
     assert len(cfg.token) >= 16 and cfg.identity().did.startswith("did:qres:")
     assert "token" not in repr(cfg)  # the secret stays out of logs
+    assert cfg.profile == "mains"  # a daemon models no battery unless told to
+
+
+def test_the_config_holding_the_token_is_private_like_the_key(node_dir):
+    for name in ("node.toml", "node.key"):
+        assert stat.S_IMODE(os.stat(node_dir / name).st_mode) == 0o600, name
+    assert [p.name for p in node_dir.iterdir() if p.name.startswith(".")] == []  # no temporary file left behind
+
+
+def test_cli_init_says_where_the_token_is_without_printing_it(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "qres.cli", "daemon", "init", str(tmp_path / "n")], capture_output=True, text=True)
+    token = load_config(tmp_path / "n" / "node.toml", env={}).token
+    assert proc.returncode == 0 and token not in proc.stdout + proc.stderr
+    assert "api.tokenin" + str(tmp_path / "n" / "node.toml") in "".join(proc.stderr.split())  # however the console wrapped it
+
+
+def test_bootstrap_peers_may_be_host_names_looked_up_once_at_start(node_dir):
+    cfg = load_config(node_dir / "node.toml", env={"QRES_GOSSIP_PEERS": "localhost:7201,[::1]:7202,10.0.0.2:7203"})
+    assert cfg.peers == (("localhost", 7201), ("::1", 7202), ("10.0.0.2", 7203))
+    assert resolve_peers(cfg).peers == (("127.0.0.1", 7201), ("::1", 7202), ("10.0.0.2", 7203))
+    with pytest.raises(ConfigError, match="cannot resolve 'no-such-host.invalid'"):
+        resolve_peers(dataclasses.replace(cfg, peers=(("no-such-host.invalid", 7000),)))
 
 
 def test_two_nodes_get_different_keys_and_tokens(tmp_path):
@@ -44,6 +69,7 @@ def test_environment_overrides_single_keys(node_dir):
         ({"QRES_GOSSIP_PEERS": "nohost"}, "not host:port"),
         ({"QRES_API_TOKEN": "short"}, "at least 16"),
         ({"QRES_SENSOR_DATASET": "mars"}, "not a bundled dataset"),
+        ({"QRES_ENERGY_PROFILE": "solar"}, "not one of mains, esp32-c6, rpi-zero-2w"),
         ({"QRES_GOSSIP_ROUND_SECONDS": "0"}, "outside"),
     ],
 )

@@ -1,24 +1,30 @@
 """Real node processes on loopback: signed UDP gossip between daemons converges on one verified
-model, hostile datagrams are dropped and counted while the node keeps working, and SIGTERM stops a
-node cleanly with its state saved."""
+model, hostile datagrams are dropped and counted while the node keeps working, hostile Hellos
+make it send nothing but one small probe to each address they name, a taken port is one clear
+line, a swarm too small for a quorum says so, and SIGTERM stops a node cleanly with its state saved."""
 
+import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import numpy as np
 import pytest
 
+from daemons import gossiping, stop
+from qres.node import addresses, wire
 from qres.node.cluster import free_ports
-from qres.node.config import init_node
+from qres.node.config import init_node, load_config
 from qres.node.identity import Identity, seal
 from qres.node.storage import Store
 from qres.swarm import learn
 from qres.node.wire import wrap
-from qres.swarm.packets import fragment
+from qres.swarm.packets import FRAG_HEADER_LEN, fragment
 
 
 _RUNNING: list[subprocess.Popen] = []  # every daemon a test started, killed after the test if still running
@@ -223,3 +229,78 @@ def test_a_late_joiner_starts_from_its_peers_model_not_genesis(tmp_path):
         first = np.frombuffer(s.model(s.model_ids()[0]).gene, "<i4").astype(float)
     # its first model is the median of its peers' updates plus at most one round: near the swarm's model
     assert np.linalg.norm(first - swarm) < 0.25 * np.linalg.norm(swarm)
+
+
+def test_hostile_hellos_get_one_small_probe_per_address_and_nothing_else(tmp_path):
+    """Eight Hellos from throwaway identities, each naming 16 addresses where this test listens:
+    the node sends each address at most one probe, fewer bytes in all than the Hellos brought,
+    nothing from the peer they were relayed to; an address that answers is verified and then gets
+    gossip; the silent ones are pruned."""
+    with gossiping(tmp_path, 2, ready=lambda s: s["round"] > 3) as (procs, url, _):
+        port = load_config(tmp_path / "n0" / "node.toml", env={}).gossip_port
+        sinks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(8 * 16)]
+        attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for sink in sinks:
+                sink.bind(("127.0.0.1", 0))
+            named = [sink.getsockname() for sink in sinks]
+            answering = named[16]  # one address where a node does listen: it answers its probe
+            sent = 0
+            for k in range(8):
+                hello = wire.Hello(time.time_ns() // 1000, named[16 * k], tuple(named[16 * k + 1 : 16 * k + 16]), ttl=2)
+                for frag in fragment(wrap(seal(Identity.generate(), hello.to_bytes(), time.time_ns() // 1_000_000), 2), 100 + k):
+                    sent += attacker.sendto(frag, ("127.0.0.1", port))
+            got = {a: [] for a in named}
+            deadline = time.monotonic() + addresses.ANSWER_S + 2
+            while time.monotonic() < deadline:
+                for sink in select.select(sinks, [], [], 0.1)[0]:
+                    data, source = sink.recvfrom(4096)
+                    got[sink.getsockname()].append((data, source))
+                    ctrl = wire.control(data[FRAG_HEADER_LEN:])
+                    if sink.getsockname() == answering and ctrl and ctrl[0] == wire.PROBE_MAGIC:
+                        sink.sendto(fragment(wire.answer(ctrl[1]), 1)[0], source)
+            status = json.loads(urllib.request.urlopen(url + "/status", timeout=10).read())
+        finally:
+            attacker.close()
+            for sink in sinks:
+                sink.close()
+        stop(procs)
+    silent = [d for a, d in got.items() if a != answering]
+    assert all(len(d) <= 1 for d in silent)  # at most one datagram per address ...
+    probes = [data for d in silent for data, _ in d]
+    assert probes and all(len(data) == addresses.PROBE_BYTES and data[FRAG_HEADER_LEN:][:2] == wire.PROBE_MAGIC for data in probes)  # ... a probe
+    assert len(probes) * addresses.PROBE_BYTES + addresses.PROBE_BYTES <= sent  # fewer bytes in all than the Hellos brought
+    assert {source for d in silent for _, source in d} == {("127.0.0.1", port)}  # the peer that got relayed copies sent nothing
+    assert any(data[FRAG_HEADER_LEN:][:2] == wire.HOP_MAGIC for data, _ in got[answering])  # verified: it gets gossip
+    assert status["addresses"] == {"bootstrap": 1, "verified": 1, "pending": 0}  # the silent ones were pruned
+    assert status["counters"]["addresses_pruned"] == len(probes) and status["counters"]["addresses_verified"] == 1
+
+
+@pytest.mark.parametrize("which", ["gossip", "api"])
+def test_a_taken_port_is_one_clear_line_and_no_false_announcement(tmp_path, which):
+    gossip_port, api_port = free_ports(1)[0], free_ports(1, socket.SOCK_STREAM)[0]
+    init_node(tmp_path / "n", gossip_port, api_port)
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if which == "gossip" else socket.SOCK_STREAM)
+    try:
+        taken.bind(("127.0.0.1", gossip_port if which == "gossip" else api_port))
+        if which == "api":
+            taken.listen()
+        proc = subprocess.run([sys.executable, "-m", "qres.cli", "daemon", "run", "--config", str(tmp_path / "n" / "node.toml")],
+                              capture_output=True, text=True, timeout=300, env={k: v for k, v in os.environ.items() if not k.startswith("QRES_")})
+    finally:
+        taken.close()
+    port, key = (gossip_port, "QRES_GOSSIP_PORT") if which == "gossip" else (api_port, "QRES_API_PORT")
+    assert proc.returncode == 1 and proc.stdout == ""  # it never said it was listening
+    line, = proc.stderr.strip().splitlines()
+    assert line.startswith("error: ") and f"port {port} on 127.0.0.1 is already in use" in line and key in line, line
+
+
+def test_a_swarm_too_small_for_a_quorum_says_so_once_and_models_no_battery(tmp_path):
+    with gossiping(tmp_path, 2, ready=lambda s: s["round"] > 10 and s["peers"] == 1) as (procs, url, _):
+        status = json.loads(urllib.request.urlopen(url + "/status", timeout=10).read())
+        logs = stop(procs)
+    assert status["quorum"] == {"needed": 3, "peers": 1, "waiting": True} and status["models_committed"] == 0
+    assert status["energy"] == {"profile": "mains", "battery": "none"}
+    said = [line for line in logs[0].splitlines() if "peers" in line and ("waiting for" in line or "quorum" in line)]
+    assert said and "waiting for 3 peers, have 1" in said[-1] and "QRES_GOSSIP_PEERS" in said[-1]
+    assert len(said) <= 3 < status["round"]  # when it changes, not every round

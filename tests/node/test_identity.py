@@ -66,6 +66,17 @@ def test_stale_and_future_messages_are_refused(skew):
         open_envelope(seal(ALICE, b"x", NOW + skew), NOW, ReplayGuard())
 
 
+@pytest.mark.parametrize("skew_ms, accepted", [(29_900, True), (-29_900, True), (30_100, False), (-30_100, False)])
+def test_the_time_window_is_30_seconds_each_way(skew_ms, accepted):
+    """Pinned with literal values: a window widened (or narrowed) in WINDOW_MS fails here."""
+    data = seal(ALICE, b"x", NOW + skew_ms)
+    if accepted:
+        assert open_envelope(data, NOW, ReplayGuard()).timestamp_ms == NOW + skew_ms
+    else:
+        with pytest.raises(QresAuthError, match="timestamp"):
+            open_envelope(data, NOW, ReplayGuard())
+
+
 def test_a_replayed_message_is_refused_and_an_expired_nonce_forgotten():
     guard = ReplayGuard()
     data = seal(ALICE, b"x", NOW)

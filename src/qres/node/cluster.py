@@ -83,6 +83,12 @@ class ClusterConfig:
     def attackers(self) -> int:
         return int(round(self.byzantine * self.nodes))
 
+    @property
+    def title(self) -> str:
+        """What the run is, in a few words: "cluster of 10 daemons, 2 attacking (bias)", or "..., no attackers"."""
+        who = f"{self.attackers} attacking ({self.attack})" if self.attackers else "no attackers"
+        return f"cluster of {self.nodes} daemons, {who}"
+
 
 def free_ports(count: int, kind: int = socket.SOCK_DGRAM) -> list[int]:
     """`count` distinct loopback ports free right now (UDP by default, TCP with SOCK_STREAM)."""

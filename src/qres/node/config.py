@@ -8,20 +8,22 @@ when loaded: a bad one raises `ConfigError` naming the key, the file and the rul
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import fsspec
 
-from .. import datasets
+from .. import atomic, datasets
 from ..errors import QresError
 from ..swarm.attacks import NETWORK_ATTACKS
 from ..swarm.energy import PROFILES
 from .identity import Identity
-from .wire import parse_address
+from .wire import literal_ip, split_address
 
 CONFIG_NAME = "node.toml"
 KEY_NAME = "node.key"
@@ -29,6 +31,10 @@ KEY_NAME = "node.key"
 
 class ConfigError(QresError, ValueError):
     """A configuration file or override is missing, malformed, or has a value out of range."""
+
+
+MAINS = "mains"  # the energy profile of a node on mains power: no battery, nothing modelled
+ENERGY_PROFILES = (MAINS, *PROFILES)
 
 
 TEMPLATE = """\
@@ -48,7 +54,8 @@ attack = ""
 # UDP address the node listens on for signed gossip
 host = "127.0.0.1"
 port = {port}
-# peers to start from, "host:port" each; peer exchange adds more
+# peers to start from, "host:port" each (a host name is looked up once, when the node starts);
+# they are trusted as given. Peer exchange adds more, each only once it answered a probe.
 peers = []
 # peers each gossip message goes to, and how many times it is passed on
 fanout = 8
@@ -62,7 +69,7 @@ round_seconds = 2.0
 # the REST API and dashboard
 host = "127.0.0.1"
 port = {api_port}
-# bearer token for every mutating or admin endpoint
+# bearer token for every mutating or admin endpoint: a secret, which is why this file is mode 0600
 token = "{token}"
 # largest request body accepted, in bytes
 max_body = 1048576
@@ -76,8 +83,9 @@ offset = 0
 per_round = 32
 
 [energy]
-# the hardware the node's energy budget is modelled on: "esp32-c6" or "rpi-zero-2w"
-profile = "esp32-c6"
+# "mains": the node runs on mains power (no battery, nothing modelled); or a modelled battery of
+# {profiles}, drawn at that hardware's power over the node's real running time
+profile = "mains"
 
 [archive]
 # a copy of every verified model under an fsspec URL, written in the background ("" = none),
@@ -110,7 +118,7 @@ class NodeConfig:
     channel: int = 0
     offset: int = 0
     per_round: int = 32
-    profile: str = "esp32-c6"
+    profile: str = MAINS
     attack: str = ""
     archive_url: str = ""
     archive_endpoint: str = ""
@@ -120,24 +128,41 @@ class NodeConfig:
 
 
 def init_node(directory: str | Path, port: int = 7000, api_port: int = 8000) -> Path:
-    """Create `directory` with a commented node.toml and a new key pair (node.key); refuses to touch
-    an existing configuration. Returns the config path."""
+    """Create `directory` with a commented node.toml (mode 0600: it holds the API token) and a new
+    key pair (node.key); refuses to touch an existing configuration. Returns the config path."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     cfg = d / CONFIG_NAME
     if cfg.exists() or (d / KEY_NAME).exists():
         raise ConfigError(f"{d}: already holds {CONFIG_NAME} or {KEY_NAME}; refusing to overwrite a node")
     Identity.create_file(d / KEY_NAME)
-    cfg.write_text(TEMPLATE.format(key_file=KEY_NAME, port=port, api_port=api_port, token=secrets.token_urlsafe(24), attacks=", ".join(NETWORK_ATTACKS)))
+    text = TEMPLATE.format(key_file=KEY_NAME, port=port, api_port=api_port, token=secrets.token_urlsafe(24),
+                           attacks=", ".join(NETWORK_ATTACKS), profiles=", ".join(PROFILES))
+    atomic.write_text(cfg, text, mode=0o600)
     return cfg
 
 
 def _peer(text: str, where: str) -> tuple[str, int]:
     try:
-        return parse_address(str(text))
+        return split_address(str(text))
     except ValueError:
         raise ConfigError(f"{where}: peer {text!r} is not host:port") from None
 
+
+def resolve_peers(cfg: NodeConfig) -> NodeConfig:
+    """`cfg` with each bootstrap peer's host as an IP address (a host name looked up once, before the
+    node starts, never on its event loop; the address of the gossip socket's family preferred);
+    ConfigError when a name does not resolve."""
+    v6 = ":" in cfg.gossip_host
+    peers = []
+    for host, port in cfg.peers:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except (OSError, UnicodeError) as exc:
+            raise ConfigError(f"gossip.peers: cannot resolve {host!r} ({exc})") from None
+        ip = next((i[4][0] for i in infos if (i[0] == socket.AF_INET6) == v6), infos[0][4][0])
+        peers.append((literal_ip(ip), port))
+    return dataclasses.replace(cfg, peers=tuple(peers))
 
 
 def _archive_url(url: str, base: Path, where: str) -> str:
@@ -243,9 +268,9 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> NodeConf
     dataset = values.get(("sensor", "dataset"), "heartpy_ppg")
     if dataset not in datasets.VALUE_COLUMNS:
         raise ConfigError(f"{path}: sensor.dataset {dataset!r} is not a bundled dataset ({', '.join(datasets.VALUE_COLUMNS)})")
-    profile = values.get(("energy", "profile"), "esp32-c6")
-    if profile not in PROFILES:
-        raise ConfigError(f"{path}: energy.profile {profile!r} is not one of {', '.join(PROFILES)}")
+    profile = values.get(("energy", "profile"), MAINS)
+    if profile not in ENERGY_PROFILES:
+        raise ConfigError(f"{path}: energy.profile {profile!r} is not one of {', '.join(ENERGY_PROFILES)}")
     attack = values.get(("node", "attack"), "")
     if attack and attack not in NETWORK_ATTACKS:
         raise ConfigError(f"{path}: node.attack {attack!r} is not one of {', '.join(NETWORK_ATTACKS)} (or \"\" for an honest node)")

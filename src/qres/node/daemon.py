@@ -12,14 +12,19 @@ a GhostUpdate (and a RegimeVote outside Calm) to its peers, then closes the roun
 `node.receive` on the updates that arrived before the deadline. A verified model is committed to the
 store; peers, bans, the round and the counters are saved every round. On start the node resumes
 from the newest verified model in its store (INV-7). SIGINT/SIGTERM stop it cleanly.
+
+Gossip goes only to bootstrap peers and to addresses that answered a probe (`addresses`): a Hello
+that names addresses earns them one small probe each, paid for by the bytes of the Hello.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import signal
+import socket
 import sqlite3
 import sys
 import time
@@ -32,14 +37,16 @@ import uvicorn
 from .. import datasets
 from ..codec.frame import Codec
 from ..codec.model import Model
-from ..errors import QresAuthError, QresFormatError
+from ..errors import QresAuthError, QresError, QresFormatError
 from ..fixed import bfp16_from_q16, bfp16_to_q16, to_q16
 from ..swarm import attacks, energy, learn, node, regime
 from ..swarm.aggregate import Median
 from ..swarm.packets import Ban, BanReason, GhostUpdate, Reassembler, RegimeVote, decode_packet, fragment
 from . import archive
+from .addresses import AddressBook
 from .api import create_app
-from .config import NodeConfig
+from .battery import Battery
+from .config import MAINS, NodeConfig, resolve_peers
 from . import wire
 from .identity import Identity, ReplayGuard, did_of, open_envelope, public_key_of, seal
 from .storage import PeerRecord, Store, StoredModel
@@ -50,12 +57,13 @@ KEEP_CODECS = 16  # codec models a node can still decompress frames of
 HISTORY = 1024  # readings the codec model's transform and tables are fitted on
 REFIT_ROUNDS = 20  # rounds between refits of the codec's transform to the node's readings
 TIMELINE = 600  # rounds of history kept for the dashboard
-MAX_KNOWN = 256  # addresses the node keeps from peer exchange
+MAX_LISTEN = 256  # peers' listen addresses (from their Hellos) kept beyond the table's
 HELLO_EVERY = 5  # rounds between the node's Hellos (peer exchange)
 RELAY = 2  # peers' updates a node passes on per round (the simulator's relay)
 ARRIVALS = 20_000  # Hello arrivals kept for propagation figures
 MAX_BAN_REPORTS = 4096  # (reporter, banned) pairs a node keeps per round
 JOIN_ROUNDS = 3  # rounds a new node only listens, to start from its peers' model rather than genesis
+QUORUM_ROUNDS = 3  # a peer counts towards the quorum while its updates arrived in the last 3 rounds
 GENESIS = np.zeros(learn.ORDER, np.int64)
 RATE = int(to_q16(0.5))
 
@@ -72,6 +80,31 @@ def model_id(gene: bytes) -> str:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class ListenError(QresError):
+    """The node cannot listen on its gossip or API port (taken, or not allowed)."""
+
+
+def _listen_error(what: str, host: str, port: int, key: str, exc: OSError) -> ListenError:
+    """One line naming the port, why it cannot be used and what to do."""
+    why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror or exc})"
+    return ListenError(f"{what} port {port} on {host} {why}: stop what listens there, or choose another port "
+                       f"({key} in node.toml, or QRES_{key.replace('.', '_').upper()})")
+
+
+def _api_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on (host, port) for the API (OSError when it cannot)."""
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(info[0], socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(info[4])
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class _RateLimit:
@@ -112,12 +145,17 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self.state = node.NodeState(np.full((1, MAX_PEERS), -1), GENESIS, MAX_PEERS + 1)
         self.slot_of: dict[str, int] = {}  # peer DID -> slot in the node's table
         self.did_of_slot: dict[int, str] = {}
-        self.addresses: dict[str, tuple[str, int]] = {}  # peer DID -> where it listens (from its Hellos)
+        self.addresses: dict[str, tuple[str, int]] = {}  # peer DID -> where it listens (from its Hellos), oldest first
         self.last_seen: dict[str, float] = {}  # peer DID -> when its last message was accepted (s since the epoch)
         self.round = int(self.store.get("round", 0))
         self.inbox: dict[str, tuple[GhostUpdate, bytes, int]] = {}  # origin DID -> (update, envelope, ttl) this round
         self.heard = np.zeros((0, learn.ORDER), np.int64)  # the peers' proposals of the last closed round
-        self.known: dict[tuple[str, int], None] = dict.fromkeys(cfg.peers)  # addresses to gossip to, oldest first
+        # where the node says it listens: its gossip host when that is an IP address, else "0.0.0.0"
+        # (a peer takes the address the Hello came from)
+        self.listen = (wire.literal_ip(cfg.gossip_host) or "0.0.0.0", cfg.gossip_port)
+        self.book = AddressBook(cfg.peers, self.listen, self.counters)  # where gossip may go
+        self.updated_in: dict[str, int] = {}  # peer DID -> the last round its update arrived in
+        self.quorum_said: tuple | None = None  # the quorum state last logged
         self.arrivals: deque[tuple[str, int, int, int]] = deque(maxlen=ARRIVALS)  # (origin, sent_us, received_us, ttl) of Hellos
         self.rng = np.random.default_rng()
         self.attack = attacks.make(cfg.attack) if cfg.attack else None
@@ -135,7 +173,8 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self._codecs: dict[str, Codec] = {}  # codec model id -> codec, newest last (at most KEEP_CODECS)
         self._codec_for: tuple[str, str] | None = None  # (swarm model id, codec model id) of the current codec
         self._fitted: tuple[int, Model] | None = None  # (round, Model.fit of the readings then) the codec builds on
-        self.energy = energy.EnergyPool(1, energy.PROFILES[cfg.profile])
+        self.battery = None if cfg.profile == MAINS else Battery(energy.PROFILES[cfg.profile], self.store.get("energy_uj"))
+        self._drawn = (time.monotonic(), time.process_time())  # when the battery was last drawn: wall and CPU seconds
         self.round_bytes = [0, 0]  # bytes sent and received in the open round
         self.bits_per_value: float | None = None  # of the newest frame coded with the node's model
         self.timeline: deque[dict] = deque(maxlen=TIMELINE)  # one record per closed round, newest last
@@ -155,9 +194,6 @@ class NodeDaemon(asyncio.DatagramProtocol):
             if slot is not None:
                 self.state.rep.score[0, slot] = rec.score
                 self.state.rep.banned[0, slot] = rec.banned
-        charge = self.store.get("energy_uj")
-        if charge is not None:
-            self.energy.charge_uj[0] = min(int(charge), int(self.energy.capacity_uj))
 
     def _slot(self, did: str) -> int | None:
         """The table slot of a peer, given a free one on first sight; None when the table is full."""
@@ -215,11 +251,21 @@ class NodeDaemon(asyncio.DatagramProtocol):
         c = self.counters
         return {
             "did": self.identity.did, "round": self.round, "regime": regime.REGIME_NAMES[int(self.state.regime.regime[0])],
-            "joining": self.joining > 0, "model_id": self.model_id, "peers": len(self.slot_of), "energy": self.energy_status(), "bits_per_value": self.bits_per_value, "banned": int(self.state.rep.banned[0].sum()),
+            "joining": self.joining > 0, "swarm_model_id": self.model_id,
+            "codec_model_id": self._codec_for[1] if self._codec_for is not None else None,
+            "peers": len(self.slot_of), "quorum": self.quorum(), "addresses": self.book.status(), "energy": self.energy_status(),
+            "bits_per_value": self.bits_per_value, "banned": int(self.state.rep.banned[0].sum()),
             "uptime_s": round(time.time() - self.started, 3), "models_committed": c["models_committed"],
             "messages_accepted": c["messages_accepted"], "messages_dropped": sum(v for k, v in c.items() if k.startswith("dropped_")),
             "counters": {**c, **(self.archive.counters() if self.archive is not None else {})},
         }
+
+    def quorum(self) -> dict:
+        """How many peers the node hears updates from (in the last QUORUM_ROUNDS rounds, not banned),
+        how many a round needs (the swarm's QUORUM) before its model is committed, and whether it waits."""
+        banned = self.state.rep.banned[0]
+        have = sum(1 for d, r in self.updated_in.items() if r > self.round - QUORUM_ROUNDS and not banned[self.slot_of[d]])
+        return {"needed": node.QUORUM, "peers": have, "waiting": have < node.QUORUM}
 
     def peer_table(self) -> list[dict]:
         return [
@@ -246,6 +292,10 @@ class NodeDaemon(asyncio.DatagramProtocol):
             whole = self.reassembler.push(data, repr(addr).encode())
             if whole is None:
                 return
+            ctrl = wire.control(whole)
+            if ctrl is not None:
+                self._on_control(*ctrl, addr)
+                return
             ttl, envelope = wire.unwrap(whole)
             env = open_envelope(envelope, now_ms(), self.guard)
             packet = wire.decode_hello(env.payload) if wire.is_hello(env.payload) else decode_packet(env.payload)
@@ -260,8 +310,9 @@ class NodeDaemon(asyncio.DatagramProtocol):
             return
         if env.did == self.identity.did:  # our own message, come back around
             return
+        self.book.heard(addr)
         if isinstance(packet, wire.Hello):
-            self._on_hello(env, packet, ttl, envelope, addr)
+            self._on_hello(env, packet, ttl, envelope, addr, len(whole))
             return
         if did_of(packet.sender) != env.did:  # a packet must be signed by the node it names
             self.counters["dropped_unauthentic"] += 1
@@ -280,6 +331,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
         elif isinstance(packet, RegimeVote):
             self.votes[env.did] = int(packet.regime)
         elif isinstance(packet, Ban):
+            self.counters["ban_reports_received"] += 1
             if len(self.ban_reports) < MAX_BAN_REPORTS:
                 self.ban_reports.add((env.did, did_of(packet.banned)))
             target = self.slot_of.get(did_of(packet.banned))
@@ -289,22 +341,38 @@ class NodeDaemon(asyncio.DatagramProtocol):
                 # itself: a slanderer cannot make honest nodes amplify its reports
                 self._forward(wire.wrap(envelope, ttl - 1), exclude={addr})
 
-    def _on_hello(self, env, hello: wire.Hello, ttl: int, envelope: bytes, addr) -> None:
-        """Peer exchange: learn where the origin listens and whom it knows; note when its Hello
-        arrived (for propagation figures); pass it on while its TTL lasts."""
+    def _on_control(self, magic: bytes, nonce: bytes, addr) -> None:
+        """A probe is answered to where it came from (as many bytes as it brought); an answer
+        verifies the address its probe went to."""
+        if magic == wire.PROBE_MAGIC:
+            self._transmit(wire.answer(nonce), [addr])
+            self.counters["probes_answered"] += 1
+        elif self.book.answered(nonce, time.monotonic()) is None:
+            self.counters["dropped_unasked_answers"] += 1
+
+    def _on_hello(self, env, hello: wire.Hello, ttl: int, envelope: bytes, addr, size: int) -> None:
+        """Peer exchange: learn where the origin listens; from a Hello straight from its origin (not
+        a relayed copy) also whom it knows, each new address getting a probe paid for by the Hello's
+        `size` bytes, so a flood of one Hello does not make every node probe what it names; note
+        when the Hello arrived (for propagation figures); pass it on while its TTL lasts."""
         slot = self.slot_of.get(env.did)
         if slot is not None and self.state.rep.banned[0, slot]:
             self.counters["dropped_banned"] += 1
             return
+        if ttl > hello.ttl:  # a relay cannot have raised it
+            self.counters["dropped_malformed"] += 1
+            return
         self.counters["hellos_accepted"] += 1
         self.arrivals.append((env.did, hello.sent_us, time.time_ns() // 1000, ttl))
         self.last_seen[env.did] = time.time()
-        own = (self.cfg.gossip_host, self.cfg.gossip_port)
-        listen = hello.listen if hello.listen[0] not in ("0.0.0.0", "::") else (addr[0], hello.listen[1])
+        listen = hello.listen if hello.listen[0] not in ("0.0.0.0", "::") else (wire.literal_ip(addr[0]), hello.listen[1])
+        self.addresses.pop(env.did, None)
         self.addresses[env.did] = listen
-        for a in (listen, *hello.peers):
-            if a != own and a not in self.known and len(self.known) < MAX_KNOWN:
-                self.known[a] = None
+        if len(self.addresses) > MAX_LISTEN:  # forget the oldest stranger's (never a table peer's)
+            self.addresses.pop(next((d for d in self.addresses if d not in self.slot_of), env.did))
+        if ttl == hello.ttl:
+            for target, probe in self.book.learn(env.did, size, (listen, *hello.peers), time.monotonic()):
+                self._transmit(probe, [target])
         if ttl > 0:
             self._forward(wire.wrap(envelope, ttl - 1), exclude={addr, listen})
 
@@ -323,8 +391,9 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self._transmit(wire.wrap(seal(self.identity, payload, now_ms()), self.cfg.ttl), targets)
 
     def _random_known(self, exclude: set) -> list[tuple[str, int]]:
-        """`fanout` known addresses chosen at random, none of them in `exclude`."""
-        pool = [a for a in self.known if a not in exclude]
+        """`fanout` addresses of the address book (bootstrap or verified) chosen at random, none of
+        them in `exclude`."""
+        pool = [a for a in self.book.targets() if a not in exclude]
         picked = self.rng.choice(len(pool), min(self.cfg.fanout, len(pool)), replace=False) if pool else []
         return [pool[i] for i in picked]
 
@@ -339,10 +408,11 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self.counters["messages_forwarded"] += 1
 
     def update_targets(self) -> list[tuple[str, int]]:
-        """Where the node's own updates go: its table peers (those not banned) and its bootstrap
-        peers, `fanout` of them at random when there are more."""
+        """Where the node's own updates go: its table peers (those not banned, at a verified address)
+        and its bootstrap peers, `fanout` of them at random when there are more."""
         banned = {d for d, s in self.slot_of.items() if self.state.rep.banned[0, s]}
-        pool = list(dict.fromkeys([a for d, a in self.addresses.items() if d in self.slot_of and d not in banned] + list(self.cfg.peers)))
+        table = [a for d, a in self.addresses.items() if d in self.slot_of and d not in banned and self.book.trusted(a)]
+        pool = list(dict.fromkeys(table + list(self.cfg.peers)))
         if len(pool) <= self.cfg.fanout:
             return pool
         return [pool[i] for i in self.rng.choice(len(pool), self.cfg.fanout, replace=False)]
@@ -353,6 +423,8 @@ class NodeDaemon(asyncio.DatagramProtocol):
         if self.step is not None:  # a round of this run is open (a resumed node starts a fresh one)
             self._close_round()
         self.round += 1
+        for target, probe in self.book.tick(time.monotonic()):
+            self._transmit(probe, [target])
         self._send_hello()
         if self.joining:
             self._join()
@@ -374,10 +446,10 @@ class NodeDaemon(asyncio.DatagramProtocol):
     def _send_hello(self) -> None:
         """Every HELLO_EVERY rounds (every round while it knows fewer than `fanout` addresses) the
         node floods a Hello: where it listens and some peers it knows."""
-        if self.round % HELLO_EVERY == 1 or len(self.known) < self.cfg.fanout:
-            known = list(self.known)
-            hello = wire.Hello(time.time_ns() // 1000, (self.cfg.gossip_host, self.cfg.gossip_port),
-                               tuple(known[i] for i in self.rng.permutation(len(known))[: wire.MAX_HELLO_PEERS]))
+        known = self.book.targets()
+        if self.round % HELLO_EVERY == 1 or len(known) < self.cfg.fanout:
+            hello = wire.Hello(time.time_ns() // 1000, self.listen,
+                               tuple(known[i] for i in self.rng.permutation(len(known))[: wire.MAX_HELLO_PEERS]), self.cfg.ttl)
             self._flood(hello.to_bytes())
 
     def _join(self) -> None:
@@ -387,6 +459,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
         genesis model against its own; a swarm that is itself starting gives no quorum, and the
         node then starts from genesis like its peers."""
         updates = [GENESIS + np.asarray(bfp16_to_q16(p.update), np.int64) for p, _, _ in self.inbox.values() if len(p.update) == learn.ORDER]
+        self._note_quorum()
         self.inbox.clear()
         self.votes.clear()
         self.ban_reports.clear()
@@ -425,6 +498,7 @@ class NodeDaemon(asyncio.DatagramProtocol):
                 votes[0, slot] = self.votes.get(did, regime.CALM)
                 residual[0, slot], gain[0, slot] = packet.residual_error, packet.accuracy_delta
         self.heard = inbox[present]
+        self._note_quorum()
         reports = [(self.slot_of[r], self.slot_of[t]) for r, t in self.ban_reports if r in self.slot_of and t in self.slot_of]
         self.ban_reports.clear()
         spread = node.spread_bans(self.state, np.array([r for r, _ in reports], np.int64), np.array([t for _, t in reports], np.int64))[0]
@@ -440,9 +514,22 @@ class NodeDaemon(asyncio.DatagramProtocol):
             gene = model_gene(self.state.verified[0])
             committed = StoredModel(model_id(gene), gene, self.round, True)
             self.counters["models_committed"] += 1
-        self._spend_energy()
+        self._draw_battery()
         self._record()
         self._save(committed)
+
+    def _note_quorum(self) -> None:
+        """Note whose updates arrived this round; log the quorum state when it changes (waiting for
+        peers, and how many it has, or no longer waiting)."""
+        self.updated_in.update(dict.fromkeys(self.inbox, self.round))
+        q = self.quorum()
+        said = (q["waiting"], q["peers"] if q["waiting"] else None)
+        if said != self.quorum_said:
+            self.quorum_said = said
+            text = (f"waiting for {q['needed']} peers, have {q['peers']}: a model is committed only in a round with updates from "
+                    f"{q['needed']} peers (add peers: gossip.peers in node.toml or QRES_GOSSIP_PEERS)" if q["waiting"]
+                    else f"quorum reached: updates from {q['peers']} peers, models can be committed")
+            print(f"round {self.round}: {text}", file=sys.stderr, flush=True)
 
     def _report_bans(self, slots: np.ndarray, reason: BanReason) -> None:
         """Flood a Ban of each peer in `slots` (bool over the table) to `fanout` known addresses."""
@@ -464,12 +551,13 @@ class NodeDaemon(asyncio.DatagramProtocol):
                 env, ttl, origin = by_slot[slot]
                 self._forward(wire.wrap(env, ttl - 1), exclude={origin})
 
-    def _spend_energy(self) -> None:
-        """Draw one TWT period of the modelled hardware for the round (its length by regime,
-        reputation and charge; radio time from the bytes actually sent and received)."""
-        own_rep = np.full(1, 1 << 16)
-        wake = energy.wake_interval_s(self.state.regime.regime, own_rep, self.energy.charge_q16())
-        energy.spend_period(self.energy, wake, np.array([self.round_bytes[0]]), np.array([self.round_bytes[1]]))
+    def _draw_battery(self) -> None:
+        """Draw the modelled battery (if any) for the wall-clock and CPU seconds since the last
+        draw and the bytes the round sent and received."""
+        wall, cpu = time.monotonic(), time.process_time()
+        if self.battery is not None:
+            self.battery.draw(wall - self._drawn[0], cpu - self._drawn[1], *self.round_bytes)
+        self._drawn = (wall, cpu)
         self.round_bytes = [0, 0]
 
     def _record(self) -> None:
@@ -479,26 +567,22 @@ class NodeDaemon(asyncio.DatagramProtocol):
         self.bits_per_value = 8.0 * len(frame) / 64
         self.timeline.append({
             "round": self.round, "t": round(time.time(), 3), "regime": regime.REGIME_NAMES[int(self.state.regime.regime[0])],
-            "charge": round(float(self.energy.charge_q16()[0]) / 65536, 5), "bits_per_value": self.bits_per_value,
-            "model_id": self.model_id, "codec_model_id": model.id, "peers": len(self.slot_of),
+            "charge": None if self.battery is None else self.battery.charge, "bits_per_value": self.bits_per_value,
+            "swarm_model_id": self.model_id, "codec_model_id": model.id, "peers": len(self.slot_of),
             "banned": int(self.state.rep.banned[0].sum()),
         })
 
     def energy_status(self) -> dict:
-        """The modelled battery: charge (fraction and microjoules), brownouts, radio sleep ratio."""
-        e = self.energy
-        return {"profile": e.profile.name, "charge": round(float(e.charge_q16()[0]) / 65536, 5), "charge_uj": int(e.charge_uj[0]),
-                "brownouts": int(e.brownouts[0]), "sleep_ratio": round(float(e.sleep_ratio()[0]), 5),
-                "modelled_s": int(e.elapsed_s[0])}
+        """The energy profile; for a battery profile, the modelled battery (`Battery.status`)."""
+        return {"profile": MAINS, "battery": "none"} if self.battery is None else self.battery.status()
 
     def _save(self, model: StoredModel | None = None) -> None:
         """Commit the round's model (if any), the peer table and the round state in one transaction."""
         t = time.time()
         peers = [PeerRecord(did, int(self.state.rep.score[0, s]), bool(self.state.rep.banned[0, s]), t) for did, s in self.slot_of.items()]
-        values = {
-            "round": self.round, "counters": dict(self.counters), "regime": regime.REGIME_NAMES[int(self.state.regime.regime[0])],
-            "energy_uj": int(self.energy.charge_uj[0]),
-        }
+        values = {"round": self.round, "counters": dict(self.counters), "regime": regime.REGIME_NAMES[int(self.state.regime.regime[0])]}
+        if self.battery is not None:
+            values["energy_uj"] = int(self.battery.pool.charge_uj[0])
         self._writer.submit(self._commit, peers, values, model)
 
     def _commit(self, peers: list[PeerRecord], values: dict, model: StoredModel | None) -> None:
@@ -512,17 +596,28 @@ class NodeDaemon(asyncio.DatagramProtocol):
         if model is not None and self.archive is not None:
             self.archive.committed(model.id, model.gene, model.round)
 
-    async def run(self) -> None:
-        """Listen for gossip, serve the API, run rounds every `round_seconds` until `stop()`, then
-        save and close everything."""
-        self.compress(self.history(64))  # load the codec's compiled kernels now, not in the middle of a round
-        loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, local_addr=(self.cfg.gossip_host, self.cfg.gossip_port))
-        api = _ApiServer(uvicorn.Config(create_app(self), host=self.cfg.api_host, port=self.cfg.api_port, log_level="warning", lifespan="off",
-                                          timeout_graceful_shutdown=5))  # a client that never reads cannot hold up a stop
-        serving = asyncio.create_task(api.serve())
-        feeding = asyncio.create_task(self._replay_feed()) if self.feed_source is not None and len(self.feed_source) else None
+    async def run(self, listening=lambda: None) -> None:
+        """Listen for gossip, serve the API (calling `listening()` once both ports are bound), run
+        rounds every `round_seconds` until `stop()`, then save and close everything. ListenError
+        when a port cannot be bound."""
+        cfg = self.cfg
+        serving = feeding = None
         try:
+            self.compress(self.history(64))  # load the codec's compiled kernels now, not in the middle of a round
+            try:
+                await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, local_addr=(cfg.gossip_host, cfg.gossip_port))
+            except OSError as exc:
+                raise _listen_error("gossip (UDP)", cfg.gossip_host, cfg.gossip_port, "gossip.port", exc) from None
+            try:
+                api_socket = _api_socket(cfg.api_host, cfg.api_port)
+            except OSError as exc:
+                raise _listen_error("API (TCP)", cfg.api_host, cfg.api_port, "api.port", exc) from None
+            api = _ApiServer(uvicorn.Config(create_app(self), log_level="warning", lifespan="off",
+                                              timeout_graceful_shutdown=5))  # a client that never reads cannot hold up a stop
+            serving = asyncio.create_task(api.serve(sockets=[api_socket]))
+            listening()
+            if self.feed_source is not None and len(self.feed_source):
+                feeding = asyncio.create_task(self._replay_feed())
             while not self._stopping.is_set():
                 self.run_round()
                 try:
@@ -530,14 +625,18 @@ class NodeDaemon(asyncio.DatagramProtocol):
                 except TimeoutError:
                     pass
         finally:
-            api.should_exit = True
             if feeding is not None:
                 feeding.cancel()
-            await serving
-            self.transport.close()
-            self._save()
+            if serving is not None:
+                api.should_exit = True
+                await serving
+            if self.transport is not None:
+                self.transport.close()
+            if serving is not None:  # the node ran: its last state and arrivals are saved
+                self._save()
             self._writer.shutdown(wait=True)  # every round handed to the writer is committed
-            self.store.put("arrivals", list(self.arrivals))  # for a cluster's propagation figures
+            if serving is not None:
+                self.store.put("arrivals", list(self.arrivals))  # for a cluster's propagation figures
             self.store.close()
             if self.archive is not None:
                 self.archive.close()
@@ -583,9 +682,9 @@ def run_daemon(cfg: NodeConfig, feed: np.ndarray | None = None, feed_rate: float
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, daemon.stop)
-        print(f"node {daemon.identity.did} gossiping on udp://{cfg.gossip_host}:{cfg.gossip_port}, "
-              f"API on http://{cfg.api_host}:{cfg.api_port}", flush=True)
-        await daemon.run()
+        await daemon.run(lambda: print(f"node {daemon.identity.did} gossiping on udp://{cfg.gossip_host}:{cfg.gossip_port}, "
+                                       f"API on http://{cfg.api_host}:{cfg.api_port}", flush=True))
         return dict(daemon.counters)
 
+    cfg = resolve_peers(cfg)  # host names looked up here, before the event loop runs
     return asyncio.run(main())

@@ -3,13 +3,16 @@ it reads (GET /events).
 
 The page loads nothing from anywhere (inline CSS and JS, charts drawn as inline SVG, a CSP that
 forbids anything else), so it works on a node without internet. It shows the node (DID, round,
-regime, energy, model, bits per value), its peer table and charts over the newest rounds.
+regime, quorum, energy, models, bits per value), its peer table and charts over the newest rounds.
+Opened as `/#token=<api.token>` it sends the token with its stream (the fragment never leaves the
+browser, and the page removes it from the address bar).
 
 /events is a text/event-stream: a `snapshot` event at once and then every `PERIOD_S` seconds. A
 snapshot holds the node's status, its peer table, its clock and the closed rounds of its timeline
 that this stream has not sent yet (the newest `TIMELINE_ROUNDS` in the first one). A stream ends as
 soon as the daemon stops, so an open browser never holds up a clean shutdown; at most
-`MAX_STREAMS` streams are open at once, and more are answered 503.
+`MAX_STREAMS` streams are open at once, of which at most `ANONYMOUS_STREAMS` without the API token
+(so strangers cannot lock the operator out); more are answered 503, a wrong token 401.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 PERIOD_S = 1.0  # seconds between two snapshots of one stream
 TIMELINE_ROUNDS = 300  # closed rounds a snapshot holds at most (the page's chart width)
 MAX_STREAMS = 32  # event streams open at once per node
+ANONYMOUS_STREAMS = 8  # of which without the API token; the rest are kept for the operator
 RETRY_MS = 2000  # milliseconds a browser waits before it reconnects a stream that ended
 RETRY_AFTER_S = 5  # seconds a refused client is told to wait
 
@@ -85,27 +89,35 @@ class _EventStream(StreamingResponse):
             self._on_close()
 
 
-def router(daemon: NodeDaemon) -> APIRouter:
-    """GET / (the page) and GET /events (its stream) of one running node; both read-only, no token.
-    Not in the OpenAPI schema: they are for people, not for API clients."""
+def router(daemon: NodeDaemon, has_token: Callable[[Request], bool]) -> APIRouter:
+    """GET / (the page) and GET /events (its stream) of one running node; both read-only, the token
+    needed only for the streams beyond `ANONYMOUS_STREAMS` (`has_token(request)` checks it). Not in
+    the OpenAPI schema: they are for people, not for API clients."""
     routes = APIRouter()
-    open_streams = 0
+    open_streams = {True: 0, False: 0}  # with the token, without
 
-    def closed() -> None:
-        nonlocal open_streams
-        open_streams -= 1
+    def refused(why: str) -> JSONResponse:
+        return JSONResponse({"detail": why}, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
     @routes.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(PAGE, headers=PAGE_HEADERS)
 
     @routes.get("/events", include_in_schema=False)
-    async def events() -> Response:
-        nonlocal open_streams
-        if open_streams >= MAX_STREAMS:
-            return JSONResponse({"detail": f"too many event streams: {MAX_STREAMS} are open, retry later"}, 503,
-                                headers={"Retry-After": str(RETRY_AFTER_S)})
-        open_streams += 1
+    async def events(request: Request) -> Response:
+        token = has_token(request)
+        if "authorization" in request.headers and not token:
+            return JSONResponse({"detail": "wrong bearer token"}, 401, headers={"WWW-Authenticate": "Bearer"})
+        if sum(open_streams.values()) >= MAX_STREAMS:
+            return refused(f"too many event streams: {MAX_STREAMS} are open, retry later")
+        if not token and open_streams[False] >= ANONYMOUS_STREAMS:
+            return refused(f"too many event streams without the API token: {ANONYMOUS_STREAMS} are open; "
+                           "send the token (open the dashboard as /#token=<api.token>) or retry later")
+        open_streams[token] += 1
+
+        def closed() -> None:
+            open_streams[token] -= 1
+
         return _EventStream(snapshots(daemon), closed)
 
     return routes
@@ -136,6 +148,7 @@ _PAGE = """<!doctype html>
   .tile span { color: var(--dim); font-size: 12px; }
   .mono { font-family: ui-monospace, monospace; }
   .tile b.mono { font-size: 16px; }
+  .waiting { color: var(--storm); }
   .regime-calm { color: var(--calm); } .regime-prestorm { color: var(--prestorm); } .regime-storm { color: var(--storm); }
   section { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; }
   section h2 { margin: 0 0 6px; font-size: 14px; }
@@ -162,11 +175,13 @@ _PAGE = """<!doctype html>
     <div class="tile"><span>round</span><b id="round">&ndash;</b></div>
     <div class="tile"><span>regime</span><b id="regime">&ndash;</b></div>
     <div class="tile"><span>peers (banned)</span><b id="peers">&ndash;</b></div>
+    <div class="tile"><span>quorum: peers heard / needed</span><b id="quorum">&ndash;</b></div>
     <div class="tile"><span>swarm model id</span><b id="model-id" class="mono">&ndash;</b></div>
+    <div class="tile"><span>codec model id</span><b id="codec-id" class="mono">&ndash;</b></div>
     <div class="tile"><span>bits per value</span><b id="bpv">&ndash;</b></div>
-    <div class="tile"><span>charge</span><b id="charge">&ndash;</b></div>
-    <div class="tile"><span>brownouts</span><b id="brownouts">&ndash;</b></div>
-    <div class="tile"><span>radio sleep ratio</span><b id="sleep">&ndash;</b></div>
+    <div class="tile"><span id="charge-label">charge</span><b id="charge">&ndash;</b></div>
+    <div class="tile"><span>brownouts (modelled)</span><b id="brownouts">&ndash;</b></div>
+    <div class="tile"><span>radio sleep ratio (modelled)</span><b id="sleep">&ndash;</b></div>
     <div class="tile"><span>models committed</span><b id="committed">&ndash;</b></div>
     <div class="tile"><span>messages accepted / dropped</span><b id="messages">&ndash;</b></div>
     <div class="tile"><span>uptime</span><b id="uptime">&ndash;</b></div>
@@ -179,7 +194,7 @@ _PAGE = """<!doctype html>
     <section><h2>bits per value</h2>
       <svg id="chart-bpv" viewBox="0 0 600 100" preserveAspectRatio="none"><polyline points=""></polyline></svg>
       <div class="caption" id="caption-bpv"></div></section>
-    <section><h2>charge</h2>
+    <section><h2>charge (modelled battery, real time)</h2>
       <svg id="chart-charge" viewBox="0 0 600 100" preserveAspectRatio="none"><polyline points=""></polyline></svg>
       <div class="caption" id="caption-charge"></div></section>
   </div>
@@ -190,7 +205,7 @@ _PAGE = """<!doctype html>
 </main>
 <script>
 "use strict";
-const KEEP = __TIMELINE_ROUNDS__, W = 600, H = 100, SVGNS = "http://www.w3.org/2000/svg";
+const KEEP = __TIMELINE_ROUNDS__, RETRY_MS = __RETRY_MS__, W = 600, H = 100, SVGNS = "http://www.w3.org/2000/svg";
 const REGIME_COLOR = { calm: "var(--calm)", prestorm: "var(--prestorm)", storm: "var(--storm)" };
 let timeline = [];
 
@@ -268,11 +283,17 @@ function render(snap) {
   show("regime", s.regime);
   el("regime").className = "regime-" + s.regime;
   show("peers", `${s.peers} (${s.banned})`);
-  show("model-id", s.model_id);
+  const q = s.quorum;
+  show("quorum", q.waiting ? `${q.peers} / ${q.needed}: waiting for peers` : `${q.peers} / ${q.needed}`);
+  el("quorum").className = q.waiting ? "waiting" : "";
+  show("model-id", s.swarm_model_id);
+  show("codec-id", s.codec_model_id || "\\u2013");
   show("bpv", num(s.bits_per_value, 2));
-  show("charge", `${num(100 * e.charge, 1)} %`);
-  show("brownouts", e.brownouts);
-  show("sleep", num(e.sleep_ratio, 3));
+  const battery = e.battery === "modelled";
+  show("charge-label", battery ? "charge (modelled battery, real time)" : "power");
+  show("charge", battery ? `${num(100 * e.charge, 1)} %` : "mains");
+  show("brownouts", battery ? e.brownouts : "\\u2013");
+  show("sleep", battery ? num(e.sleep_ratio, 3) : "\\u2013");
   show("committed", s.models_committed);
   show("messages", `${s.messages_accepted} / ${s.messages_dropped}`);
   show("uptime", `${num(s.uptime_s, 0)} s`);
@@ -281,20 +302,59 @@ function render(snap) {
   regimeChart();
   lineChart("bpv", "bits_per_value", 2, null);
   lineChart("charge", "charge", 3, [0, 1]);
+  if (!battery) show("caption-charge", "mains power: no battery is modelled");
 }
 
-const source = new EventSource("events");
-source.addEventListener("snapshot", msg => {
-  const snap = JSON.parse(msg.data);
+// the API token, when the page was opened as /#token=...: sent with the stream (which then gets one
+// of the slots kept for the operator), and taken out of the address bar
+const token = new URLSearchParams(location.hash.slice(1)).get("token");
+if (token) history.replaceState(null, "", location.pathname + location.search);
+
+function onEvent(block) {
+  // one server-sent event: "event: snapshot" and "data: <json>" lines
+  let name = "message", data = "";
+  for (const line of block.split("\\n")) {
+    if (line.startsWith("event: ")) name = line.slice(7);
+    else if (line.startsWith("data: ")) data += line.slice(6);
+  }
+  if (name !== "snapshot" || !data) return;
+  const snap = JSON.parse(data);
   merge(snap.timeline);
   render(snap);
-});
-source.onopen = () => { show("conn", "live"); el("conn").className = "live"; };
-source.onerror = () => { show("conn", "reconnecting\\u2026"); el("conn").className = ""; };
+}
+
+async function stream() {
+  // GET /events read with fetch (an EventSource cannot send the token); reconnects after RETRY_MS
+  for (;;) {
+    try {
+      const resp = await fetch("events", { headers: token ? { Authorization: "Bearer " + token } : {}, cache: "no-store" });
+      if (!resp.ok) throw new Error(resp.status === 503 ? "busy: too many viewers" : `HTTP ${resp.status}`);
+      show("conn", "live"); el("conn").className = "live";
+      const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\\n\\n")) >= 0) {
+          onEvent(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
+      }
+      show("conn", "reconnecting\\u2026");
+    } catch (err) {
+      show("conn", `reconnecting\\u2026 (${err.message})`);
+    }
+    el("conn").className = "";
+    await new Promise(resolve => setTimeout(resolve, RETRY_MS));
+  }
+}
+stream();
 </script>
 </body>
 </html>
 """
 
 # the page keeps as many rounds for its charts as the first snapshot sends
-PAGE = _PAGE.replace("__TIMELINE_ROUNDS__", str(TIMELINE_ROUNDS))
+PAGE = _PAGE.replace("__TIMELINE_ROUNDS__", str(TIMELINE_ROUNDS)).replace("__RETRY_MS__", str(RETRY_MS))
