@@ -6,6 +6,9 @@ import csv
 import io
 import json
 import math
+import re
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qres import datasets
+from qres.cli import columns_to_table, table_to_columns
+from qres.codec.stream import compress_columns, decompress_columns
 from qres.errors import QresFormatError
 from qres.table import Column, Table, format_column, read_csv, read_npy, write_csv, write_npy
 
@@ -153,10 +158,10 @@ def test_read_from_path_and_write_to_path(tmp_path):
     src = tmp_path / "in.csv"
     src.write_bytes(b"\xef\xbb\xbfname,x\n\"a, b\",1.25\nc,2.5\n")  # with a UTF-8 BOM
     table = read_csv(src)
-    assert table.names == ["name", "x"]
+    assert table.names == ["name", "x"] and table.layout == {"bom": True}  # the BOM is not part of a name
     dst = tmp_path / "out.csv"
     write_csv(table, dst)
-    assert dst.read_text(encoding="utf-8") == 'name,x\n"a, b",1.25\nc,2.5\n'
+    assert dst.read_bytes() == src.read_bytes()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +208,7 @@ def test_ints_with_empty_cells_become_float():
     col = table["n"]
     assert col.kind == "float"
     assert np.isnan(col.values[1]) and col.values[[0, 2]].tolist() == [5.0, -7.0]
-    assert rows_of(out)[1:] == [["5"], [""], ["-7"]]
+    assert out == text
 
 
 def test_negative_and_signed_integers():
@@ -445,6 +450,263 @@ def test_random_tables_round_trip(spec):
             assert new == old
     # rendering is stable: reading the output again gives the same output
     assert round_trip(out)[1] == out
+
+
+# ---------------------------------------------------------------------------------------------
+# byte-exact CSV through the library path `qres compress` / `qres decompress` take
+
+
+def through_qres(table: Table, max_error: float | None = None) -> Table:
+    """table_to_columns -> compress_columns -> decompress_columns -> columns_to_table, as the CLI does."""
+    channels, errors, extra = table_to_columns(table, max_error)
+    columns, manifest = decompress_columns(compress_columns(channels, max_error=errors, extra=extra))
+    return columns_to_table(columns, manifest["extra"])
+
+
+def qres_round_trip(text: str) -> tuple[Table, str]:
+    table = read_csv(io.StringIO(text, newline=""))
+    out = io.StringIO(newline="")
+    write_csv(through_qres(table), out)
+    return table, out.getvalue()
+
+
+def file_round_trip(data: bytes, where: Path) -> bytes:
+    """Through .qres when the CSV has a numeric or timestamp column (else `qres compress` refuses it)."""
+    (where / "in.csv").write_bytes(data)
+    table = read_csv(where / "in.csv")
+    write_csv(through_qres(table) if any(c.kind != "text" for c in table.columns) else table, where / "out.csv")
+    return (where / "out.csv").read_bytes()
+
+
+FORMATTED = {
+    "leading zeros": "id,v\n007,1\n012,2\n100,3\n",
+    "trailing zeros": "v\n1.10\n2.5\n3.25\n4.0\n",
+    "exponent upper case": "v\n2.5E3\n1.5E-3\n7E10\n",
+    "printf %e": "v\n1.000000e+00\n-2.500000e-01\n3.000000e+05\n",
+    "printf %g": "v\n0.1\n1234.57\n1e-07\n-2.5e+10\n",
+    "java doubles": "v\n1.0E-5\n2.5E10\n3.0\n",
+    "plus signs": "a,b\n+5,+1.5\n+6,-2.25\n-7,+0.0\n",
+    "spaces": "a, b\n1, 2.5\n 3 ,4.5 \n",
+    "odd numbers": "v\n.5\n3.\n007.25\n-0.0\n+.5e1\n",
+    "nan and inf spellings": "v\n1.5\nNaN\nnan\n\nInfinity\n-INF\n",
+    "quoted numbers": 'a,b\n"1","2.5"\n"3","4.5"\n',
+    "quoted like R": '"","x","when"\n"1",1.5,"2020-01-01"\n"2",2.5,"2020-01-02"\n',
+    "needless quotes": 'a,b\n1,"x"\n2,y\n3,"z, w"\n',
+    "quote inside a cell": 'a,b\n1,x"y\n2,"p""q"\n',
+    "crlf": "a,b\r\n1,2\r\n3,4\r\n",
+    "mixed line ends": "a,b\r\n1,2\n3,4\r\n5,6\r",
+    "cr only": "a,b\r1,2\r3,4\r",
+    "no final line end": "a,b\n1,2\n3,4",
+    "trailing blank lines": "a,b\n1,2\n\n\r\n",
+    "blank lines in one column": "v\n1\n\n2\n\n",
+    "quoted empty cell in one column": 'v\n1\n""\n2\n',
+    "line breaks in cells": 'a,b\n1,"x\r\ny"\n2,"p\rq"\n',
+}
+
+
+@pytest.mark.parametrize("text", FORMATTED.values(), ids=FORMATTED.keys())
+def test_formatting_is_kept_byte_for_byte(text):
+    table, out = qres_round_trip(text)
+    assert out == text
+    assert_meta_is_json(table)
+    assert json.loads(json.dumps(table.layout)) == table.layout
+
+
+def test_tables_without_numbers_are_kept_too():
+    """`qres compress` refuses them (nothing to compress), but the table layer keeps them exactly."""
+    for text in ["a,b", "a,b\r\n", '"a",b\nx,"y"\n\n']:
+        assert round_trip(text)[1] == text
+
+
+def test_numbers_stay_numeric_channels_when_their_text_is_kept():
+    table, _ = qres_round_trip(FORMATTED["odd numbers"])
+    assert table["v"].kind == "float" and table["v"].values.tolist()[:3] == [0.5, 3.0, 7.25]
+    table, _ = qres_round_trip(FORMATTED["quoted like R"])
+    assert [c.kind for c in table.columns] == ["int", "float", "timestamp"]
+    assert table.layout == {"quoted": [0, 2], "quoted_header": True}
+    table, _ = qres_round_trip(FORMATTED["plus signs"])
+    assert table["a"].values.tolist() == [5, 6, -7] and table["b"].kind == "float"
+
+
+@pytest.mark.parametrize(
+    "text, meta",
+    [
+        ("id\n007\n012\n100\n-01\n", {"pad": "0", "width": 3}),
+        ("n\n+5\n+16\n-7\n", {"plus": True}),
+        ("n\n   5\n  16\n-107\n", {"pad": " ", "width": 4}),
+        ("v\n2.5E3\n1.5E-3\n7E10\n", {"style": "sci", "exp_digits": 1, "upper": True, "exp_plus": False}),
+        ("v\n1.000000e+00\n-2.500000e-01\n3.000000e+05\n", {"style": "sci", "precision": 6, "exp_digits": 2}),
+        ("v\n0.1\n1234.57\n1e-07\n-2.5e+10\n", {"style": "general", "precision": 6}),
+        ("v\n1.10\n2.25\n3.00\n4.5\n", {"style": "fixed", "decimals": 2, "cells": [[3, 1, "4.5"]]}),
+        ("v\n1.5\nNaN\nNaN\nnan\n", {"style": "fixed", "decimals": 1, "nan_text": "NaN", "cells": [[3, 1, "nan"]]}),
+    ],
+)
+def test_each_column_takes_the_style_that_fits_most_cells(text, meta):
+    col = read_csv(io.StringIO(text, newline="")).columns[0]
+    assert {k: v for k, v in col.meta.items() if k != "max_decimals"} == meta
+    assert round_trip(text)[1] == text
+
+
+def test_exceptions_are_only_the_cells_no_style_reproduces():
+    cells = [f"{v:.2f}" for v in np.linspace(-50, 50, 2000)]
+    cells[10], cells[1500:1503] = "1.5", ["", "", ""]
+    col = read_csv(io.StringIO(csv_text(["v"], [cells]), newline="")).columns[0]
+    assert col.meta["style"] == "fixed" and col.meta["cells"] == [[10, 1, "1.5"]]
+    assert col.meta["nan_text"] == ""
+    assert round_trip(csv_text(["v"], [cells]))[1] == csv_text(["v"], [cells])
+
+
+def test_a_bom_is_kept_and_is_not_part_of_a_name(tmp_path):
+    data = "\ufeffname,x\r\n\"a, b\",1.10\r\nc,2.5\r\n".encode()
+    assert file_round_trip(data, tmp_path) == data
+    table = read_csv(tmp_path / "in.csv")
+    assert table.names == ["name", "x"] and table.layout["bom"] is True and table.newline == "\r\n"
+
+
+def test_bundled_files_need_no_exceptions():
+    for path in BUNDLED:
+        table = read_csv(path)
+        assert table.layout == {}, path.name
+        assert not any("cells" in c.meta for c in table.columns), path.name
+
+
+def test_error_bounded_files_keep_the_layout():
+    text = '\n'.join(['"t","v"'] + [f'"2020-01-0{d}",{d * 1.1:.3f}' for d in range(1, 8)]) + "\n"
+    table = read_csv(io.StringIO(text, newline=""))
+    out = io.StringIO(newline="")
+    write_csv(through_qres(table, max_error=0.01), out)
+    back = out.getvalue()
+    assert rows_of(back)[0] == ["t", "v"] and back.startswith('"t","v"\n"2020-01-01",')
+    got = [float(r[1]) for r in rows_of(back)[1:]]
+    assert max(abs(g - d * 1.1) for g, d in zip(got, range(1, 8))) <= 0.01
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [[1], {"records": [[99, "x"]]}, {"records": [["0", "x"]]}, {"records": "x"}, {"quoted": [5]}, {"tail": 3}],
+    ids=["not an object", "record out of range", "record index not int", "records not a list", "no such column", "tail"],
+)
+def test_damaged_layout_is_a_format_error(layout):
+    table = Table([Column("a", "int", np.array([1, 2]), {})], "\n", layout)
+    with pytest.raises(QresFormatError, match="damaged"):
+        write_csv(table, io.StringIO())
+
+
+@pytest.mark.parametrize(
+    "kind, meta",
+    [
+        ("int", {"cells": [[1, 5, "x"]]}),
+        ("int", {"cells": [[0, 1]]}),
+        ("int", {"nan_other": [[-1, 1, "x"]]}),
+        ("int", {"pad": "x", "width": 3}),
+        ("int", {"pad": "0", "width": 10**9}),
+        ("float", {"style": "fixed", "decimals": 10**9}),
+        ("float", {"style": "fixed"}),
+        ("float", {"style": "sci", "exp_digits": 99}),
+        ("float", {"style": "general", "precision": "6"}),
+        ("timestamp", {"unit": "fortnight"}),
+        ("timestamp", {"unit": "s", "sep": "x" * 10**6}),
+        ("timestamp", {"unit": "s", "sep": " ", "seconds": True, "fraction_digits": 12}),
+    ],
+)
+def test_damaged_column_format_is_a_format_error(kind, meta):
+    with pytest.raises(QresFormatError, match="damaged"):
+        format_column(Column("a", kind, np.array([1, 2]), meta))
+
+
+def test_cell_exceptions_of_earlier_files_still_apply():
+    col = Column("v", "float", np.array([1.5, np.nan, np.nan]), {"style": "fixed", "decimals": 1, "nan_text": "", "nan_other": [[2, 1, "NaN"]]})
+    assert format_column(col) == ["1.5", "", "NaN"]
+
+
+# hypothesis: CSV text written with the formatting other programs use
+
+
+def _digits(draw, lo=1, hi=4) -> str:
+    return draw(st.text("0123456789", min_size=lo, max_size=hi))
+
+
+@st.composite
+def _number_cell(draw) -> str:
+    sign = draw(st.sampled_from(["", "", "-", "+"]))
+    form = draw(st.sampled_from(["int", "zeros", "decimal", "point", "exponent", "special", "empty"]))
+    if form == "int":
+        body = str(draw(st.integers(0, 10**6)))
+    elif form == "zeros":
+        body = "0" * draw(st.integers(1, 3)) + _digits(draw)
+    elif form == "decimal":
+        body = _digits(draw) + "." + _digits(draw, 0, 5)
+    elif form == "point":
+        body = "." + _digits(draw)
+    elif form == "exponent":
+        mant = _digits(draw, 1, 1) + draw(st.sampled_from(["", "."])) + _digits(draw, 0, 4)
+        body = mant + draw(st.sampled_from("eE")) + draw(st.sampled_from(["", "+", "-"])) + _digits(draw, 1, 3)
+    elif form == "special":
+        body = draw(st.sampled_from(["nan", "NaN", "inf", "Infinity", "INF"]))
+    else:
+        return ""
+    pad = st.sampled_from(["", "", " ", "  "])
+    return draw(pad) + sign + body + draw(pad)
+
+
+def _styled_column(draw, n: int) -> list[str]:
+    """Cells of one column in one program's style, with a few written otherwise."""
+    style = draw(st.sampled_from(["%d", "%03d", "%+d", "%.2f", "%.3e", "%.3E", "%g", "%.6g", "repr", "mixed", "%5d"]))
+    values = draw(st.lists(st.integers(-(10**5), 10**5), min_size=n, max_size=n))
+    scale = draw(st.sampled_from([1, 10, 1000, 10**-3]))
+    if style == "repr":
+        cells = [repr(v / scale) for v in values]
+    elif style == "mixed":
+        cells = [draw(_number_cell()) for _ in values]
+    elif style.endswith("d"):
+        cells = [style % v for v in values]
+    else:
+        cells = [style % (v / scale) for v in values]
+    for i in draw(st.lists(st.integers(0, n - 1), max_size=2)) if n else []:
+        cells[i] = draw(_number_cell())
+    return cells
+
+
+@st.composite
+def _csv_files(draw) -> tuple[bytes, list[bool]]:
+    """CSV bytes as a program other than QRES might write them, and which columns hold numbers."""
+    n_cols, n_rows = draw(st.integers(1, 4)), draw(st.integers(0, 10))
+    numeric = [draw(st.booleans()) for _ in range(n_cols)]
+    header = [draw(st.text("abcxyz _", min_size=1, max_size=5)) for _ in range(n_cols)]
+    columns = [_styled_column(draw, n_rows) if num else ["x" + draw(_text_cell) for _ in range(n_rows)] for num in numeric]
+    quote_column = [draw(st.sampled_from(["never", "always", "sometimes"])) for _ in range(n_cols)]
+    quote_header = draw(st.booleans())
+    eol = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    records = []
+    for r, cells in enumerate([header] + [list(row) for row in zip(*columns)]):
+        fields = []
+        for j, cell in enumerate(cells):
+            how = "always" if r == 0 and quote_header else quote_column[j]
+            must = any(ch in cell for ch in ',"\r\n')
+            if must or how == "always" or (how == "sometimes" and draw(st.booleans())):
+                cell = '"' + cell.replace('"', '""') + '"'
+            fields.append(cell)
+        records.append(",".join(fields) + (draw(st.sampled_from(["\n", "\r\n", "\r"])) if draw(st.integers(0, 9)) == 0 else eol))
+    if draw(st.booleans()):  # no final line end
+        records[-1] = records[-1].rstrip("\r\n")
+    records.append(draw(st.sampled_from(["", "", "\n", "\r\n\r\n"])))  # blank lines at the end
+    bom = "\ufeff" if draw(st.booleans()) else ""
+    return (bom + "".join(records)).encode(), numeric
+
+
+_FLOATISH = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?i:nan|inf|infinity)|")  # or empty
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_csv_files())
+def test_any_csv_the_reader_takes_comes_back_byte_for_byte(spec):
+    data, numeric = spec
+    with tempfile.TemporaryDirectory() as where:
+        assert file_round_trip(data, Path(where)) == data
+        table = read_csv(Path(where) / "in.csv")
+    for col, num in zip(table.columns, numeric):
+        if num and col.kind == "text":  # a numeric column stays numeric unless no cell or not every cell is a number
+            assert all(not c for c in col.values) or any(not _FLOATISH.fullmatch(c.strip(" \t")) for c in col.values)
 
 
 # ---------------------------------------------------------------------------------------------

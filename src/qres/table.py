@@ -13,21 +13,26 @@
   every value exactly, so hourly data is counted in hours).
 * ``"text"``: anything else; values are the cells, unchanged.
 
-`format_column` / `write_csv` render the columns back: ints as the same integers, floats as numbers
-equal to the original ones (``float(new) == float(old)``, NaN stays NaN and keeps its spelling),
-timestamps and text as the same text. Everything needed for that is in ``Column.meta``, which is
-plain JSON (str keys, lists, ints, strs, bools) and survives ``json.loads(json.dumps(meta))``.
+`format_column` / `write_csv` render the columns back as the same text, byte for byte. Each numeric
+column keeps a formatting style (fixed decimals, shortest digits, exponent form, sign, zero padding)
+chosen to fit most of its cells, and the cells written otherwise (``007`` among ``7``, ``1.10``
+among ``1.1``, a NaN spelt differently) as exceptions in ``meta["cells"]``. ``Table.layout`` keeps
+the CSV text around the cells: a BOM, which columns are quoted, the records not written the way
+`write_csv` writes them (another line end, quotes where none are needed, no final line end) and
+trailing blank lines. ``Column.meta`` and ``Table.layout`` are plain JSON (str keys, lists, ints,
+strs, bools) and survive ``json.loads(json.dumps(...))``.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Literal
+from typing import Callable, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 
@@ -48,8 +53,9 @@ Kind = Literal["int", "float", "timestamp", "text"]
 _PROGRESS_EVERY_ROWS = 16384
 # Largest magnitude up to which every integer is exactly a float64.
 _FLOAT_EXACT_INT = 2**53
-# More NaN cells spelt differently from the column's usual NaN text than this many runs: keep as text.
-_MAX_NAN_RUNS = 10000
+# Largest width, number of decimals or digits a column's style may ask for (a damaged file could ask for more).
+_MAX_DIGITS = 100
+_PIECE_CHARS = 1 << 20  # write_csv writes the text in pieces of about this many characters
 
 
 # --------------------------------------------------------------------------------------------------
@@ -76,10 +82,16 @@ class Column:
 
 @dataclass
 class Table:
-    """Columns of equal length, in file order, and the line ending the CSV text used."""
+    """Columns of equal length, in file order, the line ending the CSV text used, and its other layout.
+
+    `layout` (JSON): ``bom`` (the file started with a UTF-8 BOM), ``quoted`` (indexes of the columns
+    whose cells are quoted), ``quoted_header``, ``records`` ([[record, text], ...]: records written
+    otherwise than `write_csv` would, the header being record 0) and ``tail`` (text after the last record).
+    """
 
     columns: list[Column]
     newline: str = "\n"
+    layout: dict = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -102,12 +114,14 @@ class Table:
 
 def _source_lines(
     source: str | os.PathLike | io.TextIOBase,
-) -> tuple[Iterable[str], Callable[[], int], Callable[[], None]]:
-    """(line iterator, bytes-read-so-far function, closer) for a path or an open text stream."""
+) -> tuple[Iterable[str], Callable[[], int], Callable[[], None], bool]:
+    """(line iterator, bytes-read-so-far function, closer, starts with a UTF-8 BOM) for a path or a text stream."""
     if isinstance(source, (str, os.PathLike)):
         raw = open(source, "rb")  # noqa: SIM115 - closed by the returned closer
+        bom = raw.read(3) == codecs.BOM_UTF8
+        raw.seek(0)
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        return text, raw.tell, text.close
+        return text, raw.tell, text.close, bom
     if isinstance(source, io.TextIOBase) or hasattr(source, "read"):
         count = [0]
 
@@ -116,15 +130,60 @@ def _source_lines(
                 count[0] += len(line)
                 yield line
 
-        return counted(), lambda: count[0], lambda: None
+        return counted(), lambda: count[0], lambda: None, False
     raise TypeError(f"read_csv needs a path or a text stream, not {type(source).__name__}")
+
+
+class _Lines:
+    """The source's lines, keeping the text read since the last `take` (one CSV record)."""
+
+    def __init__(self, lines: Iterable[str]):
+        self._lines = iter(lines)
+        self._read: list[str] = []
+
+    def __iter__(self) -> "_Lines":
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self._read.append(line)
+        return line
+
+    def take(self) -> str:
+        text = "".join(self._read)
+        self._read.clear()
+        return text
+
+
+_ENDS = ("\n", "\r\n", "\r", "")  # a record's line end, by its code in _Records.ends
+_END_CODES = {e: i for i, e in enumerate(_ENDS)}
+
+
+@dataclass
+class _Records:
+    """The raw text of a CSV file's records, kept cheaply: most records are their cells joined by
+    commas plus a line end, so only the line end's code is kept; the others' text is kept whole."""
+
+    ends: bytearray = field(default_factory=bytearray)
+    odd: dict[int, str] = field(default_factory=dict)
+    tail: str = ""
+
+    def add(self, raw: str, cells: list[str]) -> None:
+        line = ",".join(cells)
+        end = _END_CODES.get(raw[len(line) :]) if raw.startswith(line) else None
+        if end is None or '"' in raw or cells == [""]:
+            self.odd[len(self.ends)] = raw
+            end = 1 if raw.endswith("\r\n") else _END_CODES[raw[-1:]] if raw[-1:] in ("\n", "\r") else 3
+        self.ends.append(end)
 
 
 def _read_rows(
     lines: Iterable[str], tell: Callable[[], int], progress: Callable[[int], None] | None
-) -> tuple[list[str], list[list[str]]]:
-    """Header and the cells column by column; raise QresFormatError on an empty file or ragged rows."""
-    reader = csv.reader(lines)
+) -> tuple[list[str], list[list[str]], _Records]:
+    """Header, the cells column by column and the records' text; QresFormatError on an empty file or ragged rows."""
+    source = _Lines(lines)
+    reader = csv.reader(source)
+    records = _Records()
     try:
         header = next(reader, None)
         if header is None:
@@ -133,13 +192,15 @@ def _read_rows(
             raise QresFormatError(
                 f"CSV line {reader.line_num}: the first row is blank; expected a header row naming the columns"
             )
+        records.add(source.take(), header)
         n = len(header)
         columns: list[list[str]] = [[] for _ in range(n)]
         chunk: list[list[str]] = []
-        blank_lines: list[int] = []  # blank lines not yet placed; dropped at the end of the file
+        blank_lines: list[tuple[int, str]] = []  # blank lines not yet placed; dropped at the end of the file
         for row in reader:
+            raw = source.take()
             if not row:
-                blank_lines.append(reader.line_num)
+                blank_lines.append((reader.line_num, raw))
                 continue
             if len(row) != n:
                 raise QresFormatError(
@@ -148,11 +209,14 @@ def _read_rows(
             if blank_lines:
                 if n > 1:
                     raise QresFormatError(
-                        f"CSV line {blank_lines[0]}: blank line inside the data (0 cells, the header has {n})"
+                        f"CSV line {blank_lines[0][0]}: blank line inside the data (0 cells, the header has {n})"
                     )
-                chunk.extend([[""]] * len(blank_lines))  # one column: a blank line is an empty cell
+                for _, blank in blank_lines:  # one column: a blank line is an empty cell
+                    chunk.append([""])
+                    records.add(blank, [""])
                 blank_lines.clear()
             chunk.append(row)
+            records.add(raw, row)
             if len(chunk) >= _PROGRESS_EVERY_ROWS:
                 for col, cells in zip(columns, zip(*chunk)):
                     col.extend(cells)
@@ -167,9 +231,10 @@ def _read_rows(
         raise QresFormatError(
             f"CSV after line {reader.line_num}: not UTF-8 text ({exc.reason} at byte {exc.start} of a read block)"
         ) from None
+    records.tail = "".join(raw for _, raw in blank_lines)
     if progress is not None:
         progress(tell())
-    return header, columns
+    return header, columns, records
 
 
 def read_csv(
@@ -182,17 +247,76 @@ def read_csv(
     `progress`, if given, is called every few thousand rows and once at the end with the number of
     bytes read so far (characters for a text stream).
     """
-    newline = "\n"
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as f:
-            if f.readline(1 << 20).endswith(b"\r\n"):
-                newline = "\r\n"
-    lines, tell, close = _source_lines(source)
+    lines, tell, close, bom = _source_lines(source)
     try:
-        header, columns = _read_rows(lines, tell, progress)
+        header, columns, records = _read_rows(lines, tell, progress)
     finally:
         close()
-    return Table([_make_column(name, cells) for name, cells in zip(header, columns)], newline)
+    newline, layout = _layout(header, columns, records)
+    if bom:
+        layout["bom"] = True
+    return Table([_make_column(name, cells) for name, cells in zip(header, columns)], newline, layout)
+
+
+def _quoting(raw: str, cells: list[str]) -> list[bool] | None:
+    """Which cells the CSV record `raw` quotes, or None if it is not simply its cells, quoted or not, and commas."""
+    quoted, pos = [], 0
+    for cell in cells:
+        if pos:
+            if not raw.startswith(",", pos):
+                return None
+            pos += 1
+        text = _quote(cell)
+        if raw.startswith(text, pos):
+            quoted.append(True)
+        elif raw.startswith(cell, pos):
+            quoted.append(False)
+            text = cell
+        else:
+            return None
+        pos += len(text)
+    return quoted
+
+
+def _layout(header: list[str], columns: list[list[str]], records: _Records) -> tuple[str, dict]:
+    """The line end most records use, and the layout (see Table) that writes the records back as they were."""
+    newline = max(_ENDS[:3], key=lambda e: records.ends.count(_END_CODES[e]))
+
+    def row(i: int) -> list[str]:
+        return header if i == 0 else [col[i - 1] for col in columns]
+
+    # a column (or the header) is quoted when most of its cells that need no quotes have them
+    votes = [0] * len(header)
+    header_vote = 0
+    for i, raw in records.odd.items():
+        cells = row(i)
+        quoted = _quoting(raw, cells)
+        for j, q in enumerate(quoted or []):
+            if not _needs_quotes(cells[j]):
+                if i:
+                    votes[j] += 1 if q else -1
+                else:
+                    header_vote += 1 if q else -1
+    layout: dict = {}
+    flags = [v > 0 for v in votes]
+    if any(flags):
+        layout["quoted"] = [j for j, f in enumerate(flags) if f]
+    if header_vote > 0:
+        layout["quoted_header"] = True
+    nl = _END_CODES[newline]
+    other_ends = (i for i, e in enumerate(records.ends) if e != nl)
+    check = range(len(records.ends)) if any(flags) else sorted({0, *records.odd, *other_ends})
+    diff = []
+    for i in check:
+        cells = row(i)
+        raw = records.odd.get(i) or ",".join(cells) + _ENDS[records.ends[i]]
+        if raw != _record(cells, [header_vote > 0] * len(cells) if i == 0 else flags, newline):
+            diff.append([i, raw])
+    if diff:
+        layout["records"] = diff
+    if records.tail:
+        layout["tail"] = records.tail
+    return newline, layout
 
 
 # ---- kind detection
@@ -242,9 +366,49 @@ def _int_column(name: str, cells: list[str]) -> Column | None:
     try:
         values = np.array(cells, dtype=np.int64)
     except (OverflowError, ValueError):
-        # Digits that do not fit int64: a float would lose them, so keep the text as it is.
-        return None
-    return Column(name, "int", values, {})
+        try:  # counters and ids up to 2^64 - 1
+            values = np.array(cells, dtype=np.uint64) if not any("-" in c for c in cells) else None
+        except (OverflowError, ValueError):
+            values = None
+        if values is None:  # digits that fit no 64-bit integer: a float would lose them, so keep the text
+            return None
+    return _fitted(Column(name, "int", values, {}), cells, lambda: _int_styles(cells, values))
+
+
+def text_reason(col: Column) -> str:
+    """Why a column was kept as text rather than numbers, naming its first telling cell (1-based data row)."""
+    cells = [str(c) for c in col.values]
+    if not any(c.strip() for c in cells):
+        return "every cell is empty"
+    for row, cell in enumerate(cells, start=1):
+        c = cell.strip(" \t")
+        if not c:
+            continue
+        if _INT_COLUMN.fullmatch(c + "\n") and not -(2**63) <= int(c) < 2**64:
+            return f"data row {row}: {cell!r} is an integer outside the 64-bit range (a float would lose its digits)"
+        try:
+            float(c)
+        except ValueError:
+            return f"data row {row}: {cell!r} is not a number"
+    return "its cells share no one number or date format (e.g. integers beyond 2^63 with negative ones)"
+
+
+def _most(flags: Iterable[bool]) -> bool:
+    """More True than False."""
+    return sum(1 if f else -1 for f in flags) > 0
+
+
+def _int_styles(cells: list[str], values: np.ndarray) -> list[dict]:
+    """Styles to try when plain integers do not fit the cells: an explicit +, zero or space padding."""
+    stripped = [c.strip(" \t") for c in cells]
+    sign = {"plus": True} if _most(c[0] == "+" for c, v in zip(stripped, values.tolist()) if v >= 0) else {}
+    styles = [sign] if sign else []
+    zeros = Counter(len(c) for c in stripped if len(c.lstrip("+-")) > 1 and c.lstrip("+-")[0] == "0")
+    spaced = Counter(len(c) for c in cells if c[:1] == " " and not c.endswith(" "))
+    for pad, widths in (("0", zeros), (" ", spaced)):
+        if widths and (width := widths.most_common(1)[0][0]) <= _MAX_DIGITS:
+            styles.append({**sign, "pad": pad, "width": width})
+    return styles
 
 
 def _decimals(cell: str) -> tuple[int, int, bool]:
@@ -268,51 +432,94 @@ def _float_column(name: str, cells: list[str]) -> Column | None:
     nan = np.isnan(values)
     meta: dict = {}
     finite_cells = [c for c, f in zip(stripped, finite.tolist()) if f]
+    info = [_decimals(c) for c in finite_cells]
     if finite_cells:
-        info = [_decimals(c) for c in finite_cells]
-        frac_counts = {i[0] for i in info}
         meta["max_decimals"] = max(i[1] for i in info)
+        frac_counts = {i[0] for i in info}
         if any(i[2] for i in info):
-            meta["style"] = "repr"
+            style = {"style": "repr"}
         elif len(frac_counts) == 1 and _fixed_round_trips(values[finite], next(iter(frac_counts))):
-            meta["style"] = "fixed"
-            meta["decimals"] = next(iter(frac_counts))
+            style = {"style": "fixed", "decimals": next(iter(frac_counts))}
         else:
-            meta["style"] = "positional"
-            meta["min_decimals"] = min(frac_counts)
+            style = {"style": "positional", "min_decimals": min(frac_counts)}
     else:
-        meta["style"] = "repr"
+        style = {"style": "repr"}
         meta["max_decimals"] = 0
     # Integers read into a float column (because of empty cells) must stay exact.
-    ints_only = meta["style"] != "repr" and meta["max_decimals"] == 0
+    ints_only = style["style"] != "repr" and meta["max_decimals"] == 0
     if ints_only and finite_cells and float(np.max(np.abs(values[finite]))) >= _FLOAT_EXACT_INT:
         big = np.flatnonzero(finite & (np.abs(values) >= _FLOAT_EXACT_INT)).tolist()
         if any(int(float(stripped[i])) != int(stripped[i].partition(".")[0]) for i in big):
             return None
     if nan.any():
-        nan_rows = np.flatnonzero(nan)
-        nan_texts = [cells[i] for i in nan_rows.tolist()]
-        usual = Counter(nan_texts).most_common(1)[0][0]
-        meta["nan_text"] = usual
-        runs = _runs(nan_rows.tolist(), nan_texts, usual)
-        if runs:
-            if len(runs) > _MAX_NAN_RUNS:
-                return None
-            meta["nan_other"] = runs
-    return Column(name, "float", values, meta)
+        meta["nan_text"] = Counter(cells[i] for i in np.flatnonzero(nan).tolist()).most_common(1)[0][0]
+    col = Column(name, "float", values, {**meta, **style})
+    return _fitted(col, cells, lambda: [{**meta, **s} for s in _float_styles(style, finite_cells, info)])
 
 
-def _runs(rows: list[int], texts: list[str], usual: str) -> list[list]:
-    """[[first row, count, text], ...] for consecutive rows whose NaN text is not `usual`."""
+def _float_styles(base: dict, cells: list[str], info: list[tuple[int, int, bool]]) -> list[dict]:
+    """Styles to try when `base` does not fit the (stripped, finite) cells: an explicit +, E for e, no +
+    in exponents, the most common number of decimals, exponent forms, and %g with enough digits."""
+    exps = [c for c, i in zip(cells, info) if i[2]]
+    exponents = [c.lower().partition("e")[2] for c in exps]
+    mods = {}
+    if _most(c[0] == "+" for c in cells if c[0] != "-"):
+        mods["plus"] = True
+    if _most("E" in c for c in exps):
+        mods["upper"] = True
+    if not _most(e[0] == "+" for e in exponents if e[0] != "-") and any(e[0] != "-" for e in exponents):
+        mods["exp_plus"] = False
+    styles = [{**base, **mods}] if mods else []
+    plain = Counter(i[0] for i in info if not i[2])
+    if plain and (decimals := plain.most_common(1)[0][0]) <= _MAX_DIGITS:
+        styles.append({"style": "fixed", "decimals": decimals, **mods})
+    if exps:
+        digits = min(min(len(e.lstrip("+-")) for e in exponents), 5)
+        styles.append({"style": "sci", "exp_digits": digits, **mods})
+        precision = Counter(i[0] for i in info if i[2]).most_common(1)[0][0]
+        if precision <= _MAX_DIGITS:
+            styles.append({"style": "sci", "precision": precision, "exp_digits": digits, **mods})
+    significant = max((len(c.lower().partition("e")[0].lstrip("+-").replace(".", "").lstrip("0")) for c in cells), default=0)
+    if 0 < significant <= 17:
+        styles.append({"style": "general", "precision": significant, **mods})
+    return styles
+
+
+def _fitted(col: Column, cells: list[str], styles: Callable[[], list[dict]]) -> Column:
+    """`col` with the meta (its own, else one of `styles()`) whose rendering leaves the fewest
+    characters of cells to keep as exceptions, and those cells in ``meta["cells"]``."""
+    runs = _differences(format_column(col), cells)
+    if runs:
+        best = (_cost(runs), col.meta, runs)
+        for meta in styles():
+            col.meta = meta
+            found = _differences(format_column(col), cells)
+            if _cost(found) < best[0]:
+                best = (_cost(found), meta, found)
+            if not found:
+                break
+        _, meta, runs = best
+        col.meta = {**meta, "cells": runs} if runs else meta
+    return col
+
+
+def _differences(rendered: list[str], cells: list[str]) -> list[list]:
+    """[[first row, count, text], ...]: the runs of equal cells that `rendered` does not reproduce."""
     runs: list[list] = []
-    for r, t in zip(rows, texts):
-        if t == usual:
-            continue
-        if runs and runs[-1][2] == t and runs[-1][0] + runs[-1][1] == r:
+    if rendered == cells:
+        return runs
+    for r in [i for i, (a, b) in enumerate(zip(rendered, cells)) if a != b]:
+        text = cells[r]
+        if runs and runs[-1][2] == text and runs[-1][0] + runs[-1][1] == r:
             runs[-1][1] += 1
         else:
-            runs.append([r, 1, t])
+            runs.append([r, 1, text])
     return runs
+
+
+def _cost(runs: list[list]) -> int:
+    """About the length of `runs` as JSON."""
+    return sum(len(text) + 12 for _, _, text in runs)
 
 
 def _render_fixed(values: list[float], decimals: int) -> list[str]:
@@ -390,12 +597,38 @@ def format_column(col: Column) -> list[str]:
     if col.kind == "text":
         return [str(v) for v in col.values]
     if col.kind == "int":
-        return np.asarray(col.values, dtype=np.int64).astype(str).tolist()
-    if col.kind == "float":
-        return _format_float(np.asarray(col.values, dtype=np.float64), col.meta)
-    if col.kind == "timestamp":
-        return _format_timestamp(np.asarray(col.values, dtype=np.int64), col.meta)
-    raise ValueError(f"column {col.name!r}: unknown kind {col.kind!r}")
+        out = _format_int(np.asarray(col.values, dtype=np.int64), col.meta)
+    elif col.kind == "float":
+        out = _format_float(np.asarray(col.values, dtype=np.float64), col.meta)
+    elif col.kind == "timestamp":
+        out = _format_timestamp(np.asarray(col.values, dtype=np.int64), col.meta)
+    else:
+        raise ValueError(f"column {col.name!r}: unknown kind {col.kind!r}")
+    # the cells kept as written ("nan_other": the same, for NaN cells, in files of earlier versions)
+    for run in _json_list(col.meta, "nan_other") + _json_list(col.meta, "cells"):
+        first, count, text = run if isinstance(run, list) and len(run) == 3 else (None, None, None)
+        if not (type(first) is int and type(count) is int and isinstance(text, str) and first >= 0 and 0 < count <= len(out) - first):
+            raise QresFormatError(f"column {col.name!r}: damaged cell exception {run!r:.80}")
+        out[first : first + count] = [text] * count
+    return out
+
+
+def _meta_int(meta: dict, key: str, default: int | None = None, top: int = _MAX_DIGITS) -> int:
+    """meta[key], checked to be an int in 0..top (a damaged file's meta could hold anything)."""
+    value = meta.get(key, default)
+    if type(value) is not int or not 0 <= value <= top:
+        raise QresFormatError(f"damaged column format: {key} = {value!r:.40}")
+    return value
+
+
+def _format_int(values: np.ndarray, meta: dict) -> list[str]:
+    if not meta.get("plus") and "pad" not in meta:
+        return values.astype(str).tolist()
+    pad = meta.get("pad", " ")
+    if pad not in ("0", " "):
+        raise QresFormatError(f"damaged column format: pad = {pad!r:.40}")
+    spec = f"{'+' if meta.get('plus') else ''}{'0' if pad == '0' else ''}{_meta_int(meta, 'width', 0) or ''}d"
+    return [format(v, spec) for v in values.tolist()]
 
 
 def _positional(v: float, min_decimals: int) -> str:
@@ -412,36 +645,58 @@ def _positional(v: float, min_decimals: int) -> str:
 
 
 def _format_float(values: np.ndarray, meta: dict) -> list[str]:
+    """Styles: fixed (`decimals`), positional (shortest, at least `min_decimals`), sci (exponent form:
+    shortest or `precision` digits, `exp_digits`), general (%g with `precision`), repr; then `plus`
+    (+ on positive numbers), `upper` (E for e) and `exp_plus` False (1e5 for 1e+05)."""
     style = meta.get("style", "repr")
     floats = values.tolist()
     if style == "fixed":
-        out = _render_fixed(floats, int(meta["decimals"]))
+        out = _render_fixed(floats, _meta_int(meta, "decimals"))
     elif style == "positional":
-        m = int(meta.get("min_decimals", 0))
+        m = _meta_int(meta, "min_decimals", 0)
         out = [_positional(v, m) for v in floats]
+    elif style == "sci":
+        digits, precision = _meta_int(meta, "exp_digits", 2, 5), meta.get("precision")
+        if precision is None:
+            out = [np.format_float_scientific(v, unique=True, trim="-", exp_digits=digits) for v in floats]
+        else:
+            p = _meta_int(meta, "precision")
+            out = [np.format_float_scientific(v, precision=p, unique=False, exp_digits=digits) for v in floats]
+    elif style == "general":
+        spec = f".{_meta_int(meta, 'precision', 17)}g"
+        out = [format(v, spec) for v in floats]
     else:
         out = [repr(v) for v in floats]
+    if meta.get("exp_plus") is False:
+        out = [s.replace("e+", "e") for s in out]
+    if meta.get("upper"):
+        out = [s.upper() for s in out]
     finite = np.isfinite(values)
+    if meta.get("plus"):
+        for i in np.flatnonzero(finite & ~np.signbit(values)).tolist():
+            out[i] = "+" + out[i]
     if not finite.all():
         nan_text = meta.get("nan_text", "nan")
         for i in np.flatnonzero(~finite).tolist():
             v = floats[i]
             out[i] = nan_text if v != v else ("inf" if v > 0 else "-inf")
-        for first, count, text in meta.get("nan_other", []):
-            out[first : first + count] = [text] * count
     return out
 
 
 def _format_timestamp(ticks: np.ndarray, meta: dict) -> list[str]:
     unit = meta.get("unit", "s")
+    if unit not in _UNITS:
+        raise QresFormatError(f"damaged column format: unit = {unit!r:.40}")
     stamps = ticks.astype(f"datetime64[{unit}]")
     if "sep" not in meta:  # a column built elsewhere: numpy's ISO form at its own unit
         return np.datetime_as_string(stamps).tolist()
+    sep = meta["sep"]
+    if sep not in ("", " ", "T"):
+        raise QresFormatError(f"damaged column format: sep = {sep!r:.40}")
+    digits = _meta_int(meta, "fraction_digits", 0, 9)
     render = _render_unit(meta)
     text = np.datetime_as_string(stamps.astype(f"datetime64[{render}]"), unit=render).tolist()
-    digits = int(meta.get("fraction_digits", 0))
     cut = (-(-digits // 3) * 3 - digits) if digits else 0
-    sep = meta["sep"]
     if cut:
         text = [s[:-cut] for s in text]
     if digits and meta.get("omit_zero_fraction"):
@@ -466,26 +721,77 @@ def _check_lengths(table: Table) -> int:
     return n
 
 
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+_QUOTE_OR_BREAK = re.compile(r'["\r\n]')
+
+
+def _needs_quotes(cell: str) -> bool:
+    return _NEEDS_QUOTES.search(cell) is not None
+
+
+def _quote(cell: str) -> str:
+    return '"' + cell.replace('"', '""') + '"'
+
+
+def _record(cells: Sequence[str], quoted: list[bool], newline: str) -> str:
+    """One CSV record: the cells that need quotes (or are in a quoted column) quoted, then the line end."""
+    line = ",".join(cells)
+    if line.count(",") == len(cells) - 1 and True not in quoted and not _QUOTE_OR_BREAK.search(line):
+        return line + newline if line or len(cells) != 1 else '""' + newline  # a blank line would be no cell
+    return ",".join([_quote(c) if q or _needs_quotes(c) else c for c, q in zip(cells, quoted)]) + newline
+
+
 def write_csv(table: Table, dest: str | os.PathLike | io.TextIOBase) -> None:
-    """Write `table` as CSV (header row, then the cells from format_column; the table's line ends)."""
+    """Write `table` as CSV: header row, then the cells from format_column, in the table's layout."""
     _check_lengths(table)
     cells = [format_column(c) for c in table.columns]
     if isinstance(dest, (str, os.PathLike)):
         with open(dest, "w", encoding="utf-8", newline="") as f:
-            _write(f, table, cells)
+            f.writelines(_csv_text(table, cells))
     else:
-        _write(dest, table, cells)
+        dest.writelines(_csv_text(table, cells))
 
 
-def _write(f, table: Table, cells: list[list[str]]) -> None:
-    # The csv module quotes a cell holding a line-end character only if that character is in
-    # the line terminator: with a bare CR somewhere in the text, end lines with CRLF instead.
-    names = [c.name for c in table.columns]
-    text_cells = [cs for c, cs in zip(table.columns, cells) if c.kind == "text"]
-    has_cr = any("\r" in x for x in names) or any("\r" in x for cs in text_cells for x in cs)
-    writer = csv.writer(f, lineterminator="\r\n" if has_cr else table.newline)
-    writer.writerow([c.name for c in table.columns])
-    writer.writerows(zip(*cells))
+def _csv_text(table: Table, cells: list[list[str]]) -> Iterator[str]:
+    """The CSV text in pieces of about _PIECE_CHARS characters."""
+    layout = table.layout
+    if not isinstance(layout, dict):
+        raise QresFormatError("damaged table layout: not an object")
+    n, width = table.n_rows, len(table.columns)
+    quoted = [False] * width
+    for j in _json_list(layout, "quoted"):
+        if type(j) is not int or not 0 <= j < width:
+            raise QresFormatError(f"damaged table layout: no column {j!r} to quote")
+        quoted[j] = True
+    records = {}
+    for item in _json_list(layout, "records"):
+        if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int and 0 <= item[0] <= n and isinstance(item[1], str)):
+            raise QresFormatError(f"damaged table layout: bad record {str(item)[:80]}")
+        records[item[0]] = item[1]
+    tail = layout.get("tail", "")
+    if not isinstance(tail, str):
+        raise QresFormatError("damaged table layout: 'tail' is not text")
+    if layout.get("bom"):
+        yield "\ufeff"
+    yield records.get(0) or _record(table.names, [bool(layout.get("quoted_header"))] * width, table.newline)
+    piece: list[str] = []
+    size = 0
+    for i, row in enumerate(zip(*cells), start=1):
+        piece.append(records.get(i) or _record(row, quoted, table.newline))
+        size += len(piece[-1])
+        if size >= _PIECE_CHARS:
+            yield "".join(piece)
+            piece.clear()
+            size = 0
+    yield "".join(piece)
+    yield tail
+
+
+def _json_list(meta: dict, key: str) -> list:
+    value = meta.get(key, [])
+    if not isinstance(value, list):
+        raise QresFormatError(f"damaged table layout: {key!r} is not a list")
+    return value
 
 
 # --------------------------------------------------------------------------------------------------
