@@ -203,7 +203,7 @@ def test_info_text_and_json(tmp_path):
     info = json.loads(run("info", packed, "--json").stdout)
     assert info["bytes"] == packed.stat().st_size
     assert info["version"].startswith("19.")
-    assert info["flags"]["block_crc"] is True and info["flags"]["encrypted"] is False
+    assert info["flags"]["body_crc"] is True and info["flags"]["encrypted"] is False
     assert info["rows"] == len(rows)
     assert [b["type"] for b in info["blocks"]][:3] == ["Manifest", "Epiphany", "Residual"]
     names = [c.get("name") for c in info["channels"]]

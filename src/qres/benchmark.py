@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from . import atomic
 from . import datasets as _datasets
 from . import peers as _peers
 from .datasets import Channel
@@ -691,7 +692,7 @@ def jsonable(obj: Any) -> Any:
 def save_json(results: dict[str, Any], path: str | Path) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(jsonable(results), indent=1) + "\n")
+    atomic.write_text(p, json.dumps(jsonable(results), indent=1) + "\n", overwrite=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -888,7 +889,8 @@ def plot(results: dict[str, Any], path: str | Path) -> None:
     fig.tight_layout()
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=110)
+    with atomic.replacing(p, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -902,7 +904,7 @@ def update_markdown_section(path: str | Path, body: str, *, intro: str = "", beg
     block = f"{begin}\n{body.rstrip()}\n{end}"
     if not p.exists():
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text((intro.rstrip() + "\n\n" if intro else "") + block + "\n")
+        atomic.write_text(p, (intro.rstrip() + "\n\n" if intro else "") + block + "\n")
         return
     text = p.read_text()
     i, j = text.find(begin), text.find(end)
@@ -910,7 +912,7 @@ def update_markdown_section(path: str | Path, body: str, *, intro: str = "", beg
         text = text.rstrip() + "\n\n" + block + "\n"
     else:
         text = text[:i] + block + text[j + len(end) :]
-    p.write_text(text)
+    atomic.write_text(p, text, overwrite=True)
 
 
 __all__ = [

@@ -3,36 +3,73 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
+import traceback
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
+import click
 import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
 
-from . import datasets
+from . import __version__, atomic, datasets
 from .codec import container as ct
 from .codec.model import Model
 from .codec.stream import block_bounds, compress_columns, decompress_columns, read_manifest
 from .errors import QresError
-from .table import Column, Table, read_csv, write_csv
+from .table import Column, Table, read_csv, text_reason, write_csv
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# Errors reach the user as one line (see main); typer's own traceback printer, which shows local
+# variables (a key among them), is never used.
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=140)
 out = Console() if sys.stdout.isatty() else Console(width=140)  # tables stay readable in logs
 
 PROGRESS_MIN_BYTES = 4 << 20  # show a progress bar for inputs at least this large
 
 
+_debug = False  # `qres --debug`: print the traceback of an unexpected error (never local variables)
+
+
+def _say_error(msg: str) -> None:
+    """Print `error: msg` to stderr on one line, never wrapped."""
+    typer.echo("error: " + " ".join(str(msg).split()), err=True)
+
+
 def _fail(msg: str, code: int = 1) -> None:
-    typer.echo(f"error: {msg}", err=True)  # one line, never wrapped
+    _say_error(msg)
     raise typer.Exit(code)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"qres {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="on an unexpected error, also print its traceback (never local variables)"),
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="print the version and exit"),
+) -> None:
+    """QRES: predictive fixed-point compression of sensor streams, for swarms of small nodes."""
+    global _debug
+    _debug = debug
+
+
+def _output_for(input: Path, output: Path, force: bool) -> None:
+    """Refuse an output that is the input, or that exists without --force (usage errors)."""
+    if atomic.same_file(input, output):
+        _fail(f"{output} is the input file: choose another output with -o", 2)
+    if output.exists() and not force:
+        _fail(f"{output} exists: use --force to overwrite it, or choose another output with -o", 2)
 
 
 def _key(key_file: Optional[Path]) -> Optional[bytes]:
@@ -72,6 +109,8 @@ def table_to_columns(table: Table, max_error: Optional[float]) -> tuple[list[np.
     extra = {"source": "csv", "rows": table.n_rows, "columns": layout}
     if table.newline != "\n":
         extra["newline"] = table.newline
+    if table.layout:
+        extra["layout"] = table.layout
     return channels, errors, extra
 
 
@@ -89,7 +128,7 @@ def columns_to_table(channels: list[np.ndarray], extra: dict) -> Table:
     except (KeyError, IndexError, TypeError) as exc:
         raise QresError(f"the file's table layout is damaged ({exc!r})") from None
     newline = extra.get("newline", "\n")
-    return Table(cols, newline if newline in ("\n", "\r\n") else "\n")
+    return Table(cols, newline if newline in ("\n", "\r\n", "\r") else "\n", extra.get("layout", {}))
 
 
 @app.command()
@@ -98,10 +137,12 @@ def compress(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="output .qres file (default: INPUT.qres)"),
     max_error: Optional[float] = typer.Option(None, "--max-error", help="error bound per value (absolute); default lossless"),
     key_file: Optional[Path] = typer.Option(None, "--key-file", help="32-byte key (raw or 64 hex chars): encrypt with AES-256-GCM"),
+    force: bool = typer.Option(False, "--force", "-f", help="overwrite OUTPUT if it exists"),
 ) -> None:
-    """Compress a CSV or .npy file into a .qres file."""
+    """Compress a CSV or .npy file into a .qres file (written whole, or not at all)."""
     key = _key(key_file)
     output = output or input.with_suffix(input.suffix + ".qres")
+    _output_for(input, output, force)
     size = input.stat().st_size
     t0 = time.perf_counter()
     try:
@@ -120,15 +161,21 @@ def compress(
                 table = read_csv(input, progress=lambda n: bar.update(task, completed=n))
                 channels, errors, extra = table_to_columns(table, max_error)
                 if not channels:
-                    _fail(f"{input}: no numeric or timestamp columns to compress")
+                    reasons = "; ".join(f"column {c.name!r}: {text_reason(c)}" for c in table.columns)
+                    _fail(f"{input}: no numeric or timestamp column to compress ({reasons})")
             rows = len(channels[0])
             data = compress_columns(
-                channels, max_error=errors, key=key, extra=extra, checksum=True,
+                channels, max_error=errors, key=key, extra=extra,
                 progress=lambda r: bar.advance(task, size * r / max(rows, 1)),
             )
-    except (QresError, ValueError, OSError) as exc:
+    except (QresError, ValueError, TypeError) as exc:
         _fail(f"{input}: {exc}")
-    output.write_bytes(data)
+    except OSError as exc:
+        _fail(f"{input}: cannot read it: {exc}")
+    try:
+        atomic.write_bytes(output, data, overwrite=force)
+    except OSError as exc:
+        _fail(f"{output}: not written: {exc.strerror or exc}")
     dt = time.perf_counter() - t0
     nvals = sum(len(c) for c in channels)
     console.print(
@@ -137,34 +184,51 @@ def compress(
     )
 
 
+def _write_npy(path: Path, arr: np.ndarray) -> None:
+    """np.save to exactly `path` (np.save given a name would append .npy to it)."""
+    with open(path, "wb") as fh:
+        np.save(fh, arr, allow_pickle=False)
+
+
 @app.command()
 def decompress(
     input: Path = typer.Argument(..., help=".qres file", exists=True, dir_okay=False),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="output CSV or .npy (default: INPUT without .qres)"),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output",
+        help="output file (default: INPUT without .qres). A table comes back as CSV; an array as .npy, or as CSV when OUTPUT ends in .csv",
+    ),
     key_file: Optional[Path] = typer.Option(None, "--key-file", help="key the file was encrypted with"),
+    force: bool = typer.Option(False, "--force", "-f", help="overwrite OUTPUT if it exists"),
 ) -> None:
-    """Decompress a .qres file back to CSV or .npy."""
+    """Decompress a .qres file back to CSV or .npy (written whole, or not at all)."""
     key = _key(key_file)
+    if output is None:
+        output = input.with_suffix("") if input.suffix == ".qres" else input.with_suffix(".csv")
+    _output_for(input, output, force)
     try:
         channels, manifest = decompress_columns(input.read_bytes(), key=key)
-        extra = manifest.get("extra") or {}
-        source = extra.get("source")
-        if output is None:
-            output = input.with_suffix("") if input.suffix == ".qres" else input.with_suffix(".csv")
-        if source == "csv":
-            write_csv(columns_to_table(channels, extra), output)
-        else:
-            arr = np.stack(channels, axis=1) if channels else np.zeros((0, 0))
-            shape = extra.get("shape")
-            if isinstance(shape, list) and len(shape) == 1:
-                arr = arr[:, 0]
-            if output.suffix.lower() == ".csv":
-                cols = [Column(f"c{i}", "int" if a.dtype.kind in "iu" else "float", a.astype(np.int64 if a.dtype.kind in "iu" else np.float64), {}) for i, a in enumerate(channels)]
-                write_csv(Table(cols), output)
-            else:
-                np.save(output, arr, allow_pickle=False)
-    except (QresError, ValueError, OSError) as exc:
+    except (QresError, ValueError) as exc:
         _fail(f"{input}: {exc}")
+    except OSError as exc:
+        _fail(f"{input}: cannot read it: {exc}")
+    extra = manifest.get("extra") or {}
+    try:
+        with atomic.replacing(output, overwrite=force) as tmp:
+            if extra.get("source") == "csv":
+                write_csv(columns_to_table(channels, extra), tmp)
+            elif output.suffix.lower() == ".csv":
+                cols = [Column(f"c{i}", "int" if a.dtype.kind in "iu" else "float", a.astype(np.int64 if a.dtype.kind in "iu" else np.float64), {}) for i, a in enumerate(channels)]
+                write_csv(Table(cols), tmp)
+            else:
+                arr = np.stack(channels, axis=1) if channels else np.zeros((0, 0))
+                shape = extra.get("shape")
+                if isinstance(shape, list) and len(shape) == 1:
+                    arr = arr[:, 0]
+                _write_npy(tmp, arr)
+    except QresError as exc:
+        _fail(f"{input}: {exc}")
+    except OSError as exc:
+        _fail(f"{output}: not written: {exc.strerror or exc}")
     console.print(f"{input} -> {output}")
 
 
@@ -175,7 +239,10 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="print machine-readable JSON"),
 ) -> None:
     """Show a .qres file's header, blocks, channels, sizes and compression ratio."""
-    data = input.read_bytes()
+    try:
+        data = input.read_bytes()
+    except OSError as exc:
+        _fail(f"{input}: cannot read it: {exc}")
     key = _key(key_file)
     try:
         header = ct.read_header(data)
@@ -213,7 +280,7 @@ def info(
     nvals = rows * len(manifest.get("dtypes", []))
     summary = {
         "file": str(input), "bytes": len(data), "version": f"{header.major}.{header.minor}",
-        "flags": {"solid": header.solid, "encrypted": header.encrypted, "block_crc": header.block_crc},
+        "flags": {"solid": header.solid, "encrypted": header.encrypted, "block_crc": header.block_crc, "body_crc": header.body_crc},
         "uncompressed_bytes": header.total_size, "ratio": header.total_size / max(len(data), 1),
         "rows": rows, "values": nvals, "bits_per_value": 8 * len(data) / max(nvals, 1),
         "error_bounded": manifest.get("lossy", False), "channels": chans, "blocks": blocks,
@@ -259,15 +326,24 @@ def bench(
     """Compare qres with the installed peers (pcodec, zstd, xz, SZ3) and write JSON, Markdown and a plot."""
     from . import benchmark
 
+    try:  # before the long run: a folder that cannot take the results fails now
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(out_dir, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        _fail(f"--out {out_dir}: results cannot be written there: {exc.strerror or exc}")
     try:
         res = benchmark.run(files or None, modes=modes, progress=lambda m: console.print(f"[dim]{m}[/dim]"))
     except (ValueError, OSError, KeyError) as exc:
         _fail(str(exc))
     out.print(benchmark.render_rich(res))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    benchmark.save_json(res, out_dir / "results.json")
-    (out_dir / "results.md").write_text(benchmark.render_markdown(res))
-    benchmark.plot(res, out_dir / "results.png")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        benchmark.save_json(res, out_dir / "results.json")
+        atomic.write_text(out_dir / "results.md", benchmark.render_markdown(res), overwrite=True)
+        benchmark.plot(res, out_dir / "results.png")
+    except OSError as exc:
+        _fail(f"--out {out_dir}: results not written: {exc.strerror or exc}")
     console.print(f"wrote {out_dir}/results.json, results.md, results.png")
     if res.get("checks"):
         _fail("some checks failed: " + "; ".join(res["checks"]))
@@ -326,8 +402,23 @@ def _sim_choices():
 Attack, DatasetName, Topology, AggregatorName, NetworkAttack = _sim_choices()
 
 
-def _summary_table(summary: dict, title: str) -> RichTable:
+def _summary_table(summary: dict, title: str, figures: bool = False) -> RichTable:
+    """A summary as a table: one row per key, or with `figures` the swarm simulator's figures under
+    their questions, each with its label, value, unit and meaning (`qres.swarm.report.SECTIONS`)."""
     t = RichTable(title=title)
+    if figures:
+        from rich.text import Text
+
+        from .swarm.report import figure_sections
+
+        for name, justify in (("figure", "left"), ("value", "right"), ("unit", "left"), ("meaning", "left")):
+            t.add_column(name, justify=justify)
+        for question, rows in figure_sections(summary):
+            t.add_row(Text(question, style="bold"))
+            for row in rows:
+                t.add_row(*map(Text, row))
+            t.add_section()
+        return t
     t.add_column("figure")
     t.add_column("value", justify="right")
     for k, v in summary.items():
@@ -358,8 +449,8 @@ def sim(
     seed: int = typer.Option(0, "--seed", help="seed of every random choice (same seed, same results)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for summary.json, rounds.csv, plots and index.html"),
     topology: Topology = typer.Option("random_regular", "--topology", help="who hears whom"),
-    degree: int = typer.Option(16, "--degree", min=1, help="peers each node hears"),
-    relay: int = typer.Option(2, "--relay", min=0, help="updates a node takes per round from its peers' epidemic relays (at most --degree)"),
+    degree: Optional[int] = typer.Option(None, "--degree", min=1, help="peers each node hears (default: 16, at most nodes - 1)"),
+    relay: Optional[int] = typer.Option(None, "--relay", min=0, help="updates a node takes per round from its peers' epidemic relays (default: 2, at most --degree)"),
     loss: float = typer.Option(0.0, "--loss", min=0.0, max=1.0, help="probability a message is lost"),
     delay: float = typer.Option(0.0, "--delay", min=0.0, max=1.0, help="probability a message arrives a round late"),
     aggregator: AggregatorName = typer.Option("adaptive", "--aggregator", help="robust aggregation rule"),
@@ -371,6 +462,8 @@ def sim(
     """Simulate a swarm learning one model by gossip on a bundled recording, under attack if asked."""
     from .swarm.simulator import SimConfig
 
+    degree = min(SimConfig.degree, nodes - 1) if degree is None else degree
+    relay = min(SimConfig.relay, degree) if relay is None else relay
     cfg = SimConfig(
         nodes=nodes, rounds=rounds, byzantine=byzantine, attack=attack.value, dataset=dataset.value, seed=seed,
         topology=topology.value, degree=degree, relay=relay, loss=loss, delay=delay, aggregator=aggregator.value, days=days,
@@ -391,7 +484,7 @@ def sim(
     if as_json:
         out.print_json(json.dumps(res.summary))
     else:
-        out.print(_summary_table(res.summary, f"swarm of {nodes} nodes, attack {cfg.attack} ({cfg.byzantine:.0%})"))
+        out.print(_summary_table(res.summary, f"swarm of {nodes} nodes, attack {cfg.attack} ({cfg.byzantine:.0%})", figures=True))
     if out_dir is not None:
         console.print(f"report written to {out_dir / 'index.html'}")
 
@@ -415,6 +508,7 @@ def daemon_init(
         _fail(str(exc))
     out.print(f"node {cfg.identity().did}")
     console.print(f"wrote {Path(directory) / 'node.toml'} and {cfg.key_file}")
+    console.print(f"the API's bearer token is api.token in {Path(directory) / 'node.toml'} (mode 0600: keep it private)")
 
 
 @daemon_app.command("run")
@@ -479,8 +573,35 @@ def cluster(
     if as_json:
         out.print_json(json.dumps(summary))
     else:
-        out.print(_summary_table({k: v for k, v in summary.items() if k != "honest_counters"}, f"cluster of {nodes} daemons, attack {cfg.attack} ({cfg.attackers} attackers)"))
+        out.print(_summary_table({k: v for k, v in summary.items() if k != "honest_counters"}, cfg.title))
     console.print(f"summary written to {Path(out_dir) / 'summary.json'}")
+
+
+@app.command("datasets")
+def datasets_command(
+    name: Optional[str] = typer.Argument(None, help="a bundled recording to copy out (default: list them all)"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="where to copy NAME's CSV (default: NAME.csv here)"),
+    force: bool = typer.Option(False, "--force", "-f", help="overwrite OUTPUT if it exists"),
+) -> None:
+    """List the bundled sensor recordings, or copy one out as a CSV file to try the other commands on."""
+    if name is None:
+        t = RichTable(title="bundled recordings (qres datasets NAME copies one out)")
+        for col in ("name", "rows", "value columns", "what it is", "source"):
+            t.add_column(col)
+        for info in datasets.provenance():
+            t.add_row(info["name"], f"{info['rows']:,}", ", ".join(info["value_columns"]), info["note"], info["source"])
+        out.print(t)
+        return
+    if name not in datasets.names():
+        _fail(f"no bundled recording {name!r}; bundled: {', '.join(datasets.names())}", 2)
+    output = output or Path(f"{name}.csv")
+    try:
+        atomic.write_bytes(output, datasets.path(name).read_bytes(), overwrite=force)
+    except atomic.OutputExists as exc:
+        _fail(str(exc), 2)
+    except OSError as exc:
+        _fail(f"{output}: not written: {exc.strerror or exc}")
+    console.print(f"wrote {output}")
 
 
 @app.command()
@@ -508,24 +629,42 @@ def demo() -> None:
                 f"{r['best_peer_bpv']:.2f} ({r['best_peer']})", f"{r['ratio']:.3f}", "identical" if same else "[red]differs[/red]",
             )
     out.print(t)
-    out.print(f"geometric mean of qres / best peer: {res['lossless']['geomean_ratio']:.3f}")
+    out.print(f"geometric mean of qres / best peer: {res['lossless']['geomean_ratio']:.3f} (peers: {', '.join(res['lossless']['peers'])})")
+    missing = [p for p in res["lossless"]["unavailable"] if not p.startswith("qres-raas")]
+    if missing:
+        out.print(f"not compared, not installed: {', '.join(missing)} (pip install 'qres[bench]' adds them)")
     from .swarm.simulator import SimConfig
 
-    swarm = _run_sim(SimConfig(nodes=100, rounds=40, byzantine=0.3, attack="bias"))
-    keys = (
-        "nodes", "rounds", "byzantine_fraction", "attack", "honest_disagreement", "attack_drift", "rounds_to_consensus",
-        "bits_per_value", "bits_per_value_local_only", "bans_true", "bans_false", "radio_sleep_ratio",
-        "gossip_bytes_per_node_per_day", "wall_seconds",
-    )
-    out.print(_summary_table({k: swarm.summary[k] for k in keys}, "a swarm of 100 nodes, 30% attackers injecting bias (heartpy_ppg)"))
+    cfg = SimConfig(nodes=100, rounds=40, byzantine=0.3, attack="bias")
+    swarm = _run_sim(cfg)
+    title = f"a swarm of {cfg.nodes} nodes, {cfg.byzantine:.0%} attackers ({cfg.attack}), on {cfg.dataset}"
+    out.print(_summary_table(swarm.summary, title, figures=True))
 
 
-def main() -> None:
+def main(argv: Optional[list[str]] = None) -> None:
+    """The `qres` command. Every error is one line on stderr: exit code 2 for a usage error, 1 for
+    anything else, 130 when interrupted; a traceback (without local variables) only with --debug."""
     try:
-        app()
-    except KeyboardInterrupt:
-        console.print("interrupted")
-        sys.exit(130)
+        code = app(args=argv, prog_name="qres", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError:  # typer has printed the help
+        code = 2
+    except click.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _say_error(f"{exc.format_message()}{where}")
+        code = 2
+    except click.ClickException as exc:
+        _say_error(exc.format_message())
+        code = exc.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        code = 130
+    except Exception as exc:  # a bug, or an error no command expected: one line, never the locals
+        if _debug or "--debug" in (argv if argv is not None else sys.argv):
+            traceback.print_exception(exc)
+        _say_error(f"{type(exc).__name__}: {exc} (an unexpected error; run again with --debug for its traceback)")
+        code = 1
+    if code == 130:  # Ctrl-C inside a command (typer turns it into exit code 130)
+        _say_error("interrupted")
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

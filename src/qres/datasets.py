@@ -10,6 +10,7 @@ number of decimals the column's text uses.
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
@@ -35,6 +36,16 @@ def data_dir() -> Path:
     if not isinstance(folder, Path) or not (folder / "PROVENANCE.json").is_file():
         raise FileNotFoundError(f"the bundled recordings are missing from the installed package ({folder}): reinstall qres")
     return folder
+
+
+def provenance() -> list[dict]:
+    """Per bundled dataset, in `names()` order: name, rows, value columns, what it is (note) and
+    where it came from (source), from PROVENANCE.json."""
+    entries = json.loads((data_dir() / "PROVENANCE.json").read_text())
+    return [
+        {"name": n, "rows": entries[n]["rows"], "value_columns": list(VALUE_COLUMNS[n]), "note": entries[n]["note"], "source": entries[n]["source"]}
+        for n in names()
+    ]
 
 
 def names() -> list[str]:
