@@ -20,6 +20,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/codec_bench.py
+	$(PY) bench/integrity_bench.py
 	$(PY) bench/swarm_bench.py
 	$(PY) bench/node_bench.py
 	$(PY) bench/cluster_bench.py

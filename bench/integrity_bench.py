@@ -52,11 +52,14 @@ def damage(data: bytes, rng: np.random.Generator) -> bytes:
 
 
 def outcome(decode, damaged: bytes, original: np.ndarray) -> str:
+    """"refused" (a QRES error), "same" (the damage changed nothing decoded) or "silent" (wrong values)."""
     try:
         got = decode(damaged)
     except REFUSED:
         return "refused"
-    same = got.shape == original.shape and np.array_equal(np.ascontiguousarray(got).view(np.uint8), np.ascontiguousarray(original).view(np.uint8))
+    same = got.shape == original.shape and got.dtype == original.dtype and np.array_equal(
+        np.ascontiguousarray(got).view(np.uint8), np.ascontiguousarray(original).view(np.uint8)
+    )
     return "same" if same else "silent"
 
 

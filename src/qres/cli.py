@@ -484,7 +484,9 @@ def sim(
     if as_json:
         out.print_json(json.dumps(res.summary))
     else:
-        out.print(_summary_table(res.summary, f"swarm of {nodes} nodes, attack {cfg.attack} ({cfg.byzantine:.0%})", figures=True))
+        from .swarm.report import run_title
+
+        out.print(_summary_table(res.summary, run_title(res.summary), figures=True))
     if out_dir is not None:
         console.print(f"report written to {out_dir / 'index.html'}")
 
@@ -637,8 +639,9 @@ def demo() -> None:
 
     cfg = SimConfig(nodes=100, rounds=40, byzantine=0.3, attack="bias")
     swarm = _run_sim(cfg)
-    title = f"a swarm of {cfg.nodes} nodes, {cfg.byzantine:.0%} attackers ({cfg.attack}), on {cfg.dataset}"
-    out.print(_summary_table(swarm.summary, title, figures=True))
+    from .swarm.report import run_title
+
+    out.print(_summary_table(swarm.summary, run_title(swarm.summary), figures=True))
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -167,3 +167,12 @@ def test_write_report_accepts_a_string_path(tmp_path):
     res = simulate(**{**TINY, "rounds": 2})
     paths = write_report(res, str(tmp_path / "s"))
     assert all(isinstance(p, Path) and p.exists() for p in paths)
+
+
+def test_the_title_says_no_attackers_or_who_attacks_and_how():
+    from qres.swarm.report import run_title
+
+    base = {"nodes": 100, "dataset": "heartpy_ppg"}
+    assert run_title({**base, "byzantine_fraction": 0.0, "attack": "none"}) == "swarm of 100 nodes, no attackers, on heartpy_ppg"
+    assert run_title({**base, "byzantine_fraction": 0.0, "attack": "bias"}) == "swarm of 100 nodes, no attackers, on heartpy_ppg"
+    assert run_title({**base, "byzantine_fraction": 0.3, "attack": "bias"}) == "swarm of 100 nodes, 30% attacking (bias), on heartpy_ppg"

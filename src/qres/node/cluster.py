@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import datasets
+from .. import atomic, datasets
 from ..swarm.simulator import disagreement
 from ..swarm.attacks import NETWORK_ATTACKS
 from .config import init_node, load_config
@@ -312,7 +312,7 @@ def run_cluster(cfg: ClusterConfig, out: Path, progress: Callable[[str, int, int
     finally:
         stopped = _stop_all(nodes)
     summary = {**_collect(cfg, nodes, since_us), **compress, "stopped_cleanly": stopped, "wall_seconds": time.perf_counter() - t0}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic.write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n", overwrite=True)
     return summary
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import atomic
 from .simulator import CONSENSUS, VALUE_BYTES, SimResult
 
 
@@ -178,8 +179,17 @@ def _plot(result: SimResult, path: Path, title: str, fields: tuple[str, ...], lo
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})  # no version or date stamp: same run, same bytes
+    with atomic.replacing(path, overwrite=True) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})  # no version or date stamp: same run, same bytes
     plt.close(fig)
+
+
+def run_title(summary: dict) -> str:
+    """What a run was, in a few words: "swarm of 100 nodes, 30% attacking (bias)" or "..., no attackers"."""
+    nodes, share = summary["nodes"], summary["byzantine_fraction"]
+    attackers = round(share * nodes)
+    who = f"{share:.0%} attacking ({summary['attack']})" if attackers and summary["attack"] != "none" else "no attackers"
+    return f"swarm of {nodes} nodes, {who}, on {summary['dataset']}"
 
 
 def _html(result: SimResult) -> str:
@@ -190,7 +200,7 @@ def _html(result: SimResult) -> str:
         for question, figures in figure_sections(s, skip=("wall_seconds",))
     )
     figs = "\n".join(f'<figure><img src="{name}" alt="{html.escape(title)}"><figcaption>{html.escape(title)}</figcaption></figure>' for name, title, _, _ in PLOTS)
-    title = f"QRES swarm: {s['nodes']} nodes, {s['rounds']} rounds, attack {s['attack']} ({s['byzantine_fraction']:.0%})"
+    title = f"QRES {run_title(s)}, {s['rounds']} rounds"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse}}
@@ -212,7 +222,7 @@ def write_report(result: SimResult, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in (("summary.json", summary_json(result)), ("rounds.csv", rounds_csv(result)), ("index.html", _html(result))):
-        (out / name).write_text(text, encoding="utf-8")
+        atomic.write_text(out / name, text, overwrite=True)
         written.append(out / name)
     for name, title, fields, log in PLOTS:
         _plot(result, out / name, title, fields, log)
