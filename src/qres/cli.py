@@ -251,7 +251,7 @@ def info(
     except QresError as exc:
         _fail(f"{input}: {exc}")
     try:
-        manifest = read_manifest(parsed)
+        manifest = read_manifest(parsed, header)
     except QresError as exc:
         _fail(f"{input}: {exc}")
     extra = manifest.get("extra") or {}

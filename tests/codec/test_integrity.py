@@ -154,3 +154,16 @@ def test_a_header_whose_total_size_disagrees_with_the_manifest_is_refused():
         data = ct.write_container(blocks, total_size=forged, solid=header.solid, block_crc=False, body_crc=True)
         with pytest.raises(qres.QresFormatError, match="total size"):
             qres.decompress(data)
+
+
+def test_the_format_version_is_said_by_the_crc_flag_or_by_the_manifest():
+    x = arrays()["int_ppg"]
+    plain = ct.read_container(qres.compress(x))[1][0].manifest
+    bare = ct.read_container(qres.compress(x, checksum=False))[1][0].manifest
+    sealed = ct.read_container(qres.compress(x, key=bytes(32)), key=bytes(32))[1][0].manifest
+    assert "q" not in plain and bare["q"] == 2 and sealed["q"] == 2
+    # a version-2 file stripped of its "q" key reads as version 1, whose check then fails
+    header, blocks = ct.read_container(qres.compress(x, checksum=False))
+    stripped = [ct.ManifestBlock({k: v for k, v in blocks[0].manifest.items() if k != "q"}), *blocks[1:]]
+    with pytest.raises(qres.QresFormatError, match="16-bit check"):
+        qres.decompress(ct.write_container(stripped, total_size=header.total_size, solid=header.solid, block_crc=False))

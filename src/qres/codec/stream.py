@@ -23,7 +23,7 @@ from .rows import MAX_BLOCK_VALUES, crc16, decode_rows, encode_rows, stack, to_s
 from .transform import Transform, binary_transform, fit_transform
 from .varint import Reader, put_uvarint
 
-FORMAT_VERSION = 2  # the manifest's "q" key, written by this build (absent means 1)
+FORMAT_VERSION = 2  # written by this build: marked by the container's BODY_CRC flag, else by the manifest's "q" key
 READS_VERSIONS = (1, 2)  # 1: each block's 16-bit check covered the model tag only (before 0.2)
 
 
@@ -190,7 +190,9 @@ def _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, pro
     recipes: list[list] = []
     if errs is None:
         columns, recipes = _split_rational(columns)
-    manifest: dict = {"q": FORMAT_VERSION, "n": n}
+    manifest: dict = {"n": n}
+    if not checksum or key is not None:  # no BODY_CRC flag to say the version
+        manifest["q"] = FORMAT_VERSION
     if n == 0:  # otherwise the dtypes are in the models
         manifest["t"] = [c.dtype.str for c in columns]
     if rank == 1:
@@ -218,15 +220,22 @@ def manifest_check(manifest: dict) -> int:
     return crc16(ct.manifest_json({k: v for k, v in manifest.items() if k != "p"}))
 
 
-def read_manifest(blocks: list[ct.Block]) -> dict:
-    """The array manifest, validated and with long key names: rows, dtypes, max_error, extra."""
+def array_version(header: ct.Header, stored: dict) -> int:
+    """The array format version of a file: its manifest's "q" key; without one, 2 when the
+    container has the BODY_CRC flag (which version 1 never wrote), else 1."""
+    return stored.get("q", 2 if header.body_crc else 1)
+
+
+def read_manifest(blocks: list[ct.Block], header: ct.Header) -> dict:
+    """The array manifest, validated and with long key names: rows, dtypes, max_error, extra, version."""
     if not blocks or not isinstance(blocks[0], ct.ManifestBlock):
         raise QresFormatError("not a QRES array file: the first block is not a manifest")
     stored = blocks[0].manifest
     if "n" not in stored:
         raise QresFormatError("the manifest does not describe a QRES array (no 'n' key)")
-    if stored.get("q", 1) not in READS_VERSIONS:
-        raise QresFormatError(f"array format version {stored['q']!r} is not supported (this build reads versions {', '.join(map(str, READS_VERSIONS))})")
+    version = array_version(header, stored)
+    if type(version) is not int or version not in READS_VERSIONS:
+        raise QresFormatError(f"array format version {version!r} is not supported (this build reads versions {', '.join(map(str, READS_VERSIONS))})")
     dtypes = stored.get("t")
     if dtypes is None:  # stored columns have the dtypes of the first model
         first = next((b for b in blocks if isinstance(b, ct.EpiphanyBlock)), None)
@@ -236,7 +245,7 @@ def read_manifest(blocks: list[ct.Block]) -> dict:
     m = {
         "rows": stored.get("n"), "dtypes": dtypes, "lossy": stored.get("e", 0) == 1, "rank": stored.get("d", 2), "patched": stored.get("p", 0) == 1,
         "big_endian": stored.get("b", 0) == 1,
-        "extra": stored.get("x", {}), "recipes": stored.get("r", []),
+        "extra": stored.get("x", {}), "recipes": stored.get("r", []), "version": version,
     }
     if not isinstance(m["recipes"], list) or not all(isinstance(r, list) and len(r) == 6 for r in m["recipes"]):
         raise QresFormatError("manifest: 'r' must be a list of 6-item recipes")
@@ -269,10 +278,10 @@ def decoded_size(manifest: dict) -> int:
 def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[np.ndarray], dict]:
     """The columns of a `.qres` file and its manifest."""
     header, blocks = ct.read_container(data, key=key)
-    m = read_manifest(blocks)
+    m = read_manifest(blocks, header)
     if header.total_size != decoded_size(m):
         raise QresFormatError(f"header: total size {header.total_size} at byte offset 12 disagrees with the manifest's {decoded_size(m)} bytes")
-    check = manifest_check(blocks[0].manifest) if blocks[0].manifest.get("q", 1) >= 2 else None
+    check = manifest_check(blocks[0].manifest) if m["version"] >= 2 else None
     nch = len(m["dtypes"])
     lossy = m["lossy"]
     models: dict[int, Model] = {}
