@@ -40,7 +40,7 @@ GOLDEN = {
     "walk_int32": "0ffa1b7da7e5eedd",
     "decimal_float64": "e95a04cc699a684e",
     "three_channels": "ae47cc7e6499641f",
-    "specials_float32": "5b7582eb5a80c409",
+    "specials_float32": "e8f2f6f0a3a9732d",
 }
 
 

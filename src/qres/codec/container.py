@@ -44,12 +44,14 @@ __all__ = [
     "TYPE_RESIDUAL",
     "TYPE_SUMMARY_GENE",
     "TYPE_MANIFEST",
+    "TYPE_FALLBACK",
     "BLOCK_TYPE_NAMES",
     "Header",
     "EpiphanyBlock",
     "ResidualBlock",
     "SummaryGeneBlock",
     "ManifestBlock",
+    "FallbackBlock",
     "Block",
     "write_container",
     "read_container",
@@ -86,11 +88,13 @@ TYPE_RESIDUAL = 0x0D
 TYPE_EPIPHANY = 0x0E
 TYPE_SUMMARY_GENE = 0x13
 TYPE_MANIFEST = 0x4D
+TYPE_FALLBACK = 0x46  # our extension: a column coded by a generic coder (see codec.fallback)
 BLOCK_TYPE_NAMES = {
     TYPE_EPIPHANY: "Epiphany",
     TYPE_RESIDUAL: "Residual",
     TYPE_SUMMARY_GENE: "SummaryGene",
     TYPE_MANIFEST: "Manifest",
+    TYPE_FALLBACK: "Fallback",
 }
 
 _HEADER_BODY = struct.Struct("<4sHHIQ")  # the 20 bytes the header CRC covers
@@ -100,6 +104,7 @@ _RESIDUAL_HEAD = struct.Struct("<BBI")  # type, id, payload length
 _SUMMARY_HEAD = struct.Struct("<BBQ32s")  # type, id, round, history hash
 _BFP16_HEAD = struct.Struct("<Hb")  # count, exponent; then count int16 mantissas
 _MANIFEST_HEAD = struct.Struct("<BI")  # type, JSON length
+_FALLBACK_HEAD = struct.Struct("<BI")  # type, payload length
 
 assert _HEADER_BODY.size + _U32.size == HEADER_SIZE
 
@@ -169,7 +174,14 @@ class ManifestBlock:
     manifest: dict = field(hash=False)
 
 
-Block = Union[EpiphanyBlock, ResidualBlock, SummaryGeneBlock, ManifestBlock]
+@dataclass(frozen=True)
+class FallbackBlock:
+    """Type 0x46 (our extension): one column coded by a generic coder (opaque to the container)."""
+
+    payload: bytes  # fewer than 2**32 bytes
+
+
+Block = Union[EpiphanyBlock, ResidualBlock, SummaryGeneBlock, ManifestBlock, FallbackBlock]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -302,6 +314,8 @@ class _BlockParser:
                 block, pos = self._summary(pos, index)
             elif btype == TYPE_MANIFEST:
                 block, pos = self._manifest(pos, index)
+            elif btype == TYPE_FALLBACK:
+                block, pos = self._fallback(pos, index)
             else:
                 raise self._fail(f"unknown block type 0x{btype:02X} (block {index})", pos)
             if self.block_crc:
@@ -338,6 +352,14 @@ class _BlockParser:
         self._need(pos, length, "the payload", index, name)
         payload = bytes(self.buf[pos : pos + length])
         return ResidualBlock(id=bid, payload=payload), pos + length
+
+    def _fallback(self, pos: int, index: int) -> tuple[Block, int]:
+        name = "Fallback"
+        self._need(pos, _FALLBACK_HEAD.size, "the 5-byte block head", index, name)
+        _t, length = _FALLBACK_HEAD.unpack_from(self.buf, pos)
+        pos += _FALLBACK_HEAD.size
+        self._need(pos, length, "the payload", index, name)
+        return FallbackBlock(payload=bytes(self.buf[pos : pos + length])), pos + length
 
     def _summary(self, pos: int, index: int) -> tuple[Block, int]:
         name = "SummaryGene"
@@ -484,6 +506,9 @@ def describe(data: bytes | bytearray | memoryview, key: bytes | None = None) -> 
         elif isinstance(block, ResidualBlock):
             info.update(type="Residual", type_code=TYPE_RESIDUAL)
             fields = {"id": block.id, "payload_size": len(block.payload)}
+        elif isinstance(block, FallbackBlock):
+            info.update(type="Fallback", type_code=TYPE_FALLBACK)
+            fields = {"payload_size": len(block.payload)}
         elif isinstance(block, SummaryGeneBlock):
             info.update(type="SummaryGene", type_code=TYPE_SUMMARY_GENE)
             c_count, c_exp = _BFP16_HEAD.unpack_from(block.consensus_bytes, 0)
@@ -570,6 +595,13 @@ def _encode_block(block: Any, index: int) -> bytes:
         if size > MAX_PAYLOAD_SIZE:
             raise ValueError(f"{w}: payload is {size} bytes, the limit is {MAX_PAYLOAD_SIZE}")
         return _RESIDUAL_HEAD.pack(TYPE_RESIDUAL, bid, size) + bytes(block.payload)
+    if isinstance(block, FallbackBlock):
+        w = f"block {index} (Fallback)"
+        if not isinstance(block.payload, (bytes, bytearray, memoryview)):
+            raise TypeError(f"{w}: payload must be bytes, not {type(block.payload).__name__}")
+        if len(block.payload) > MAX_PAYLOAD_SIZE:
+            raise ValueError(f"{w}: payload is {len(block.payload)} bytes, the limit is {MAX_PAYLOAD_SIZE}")
+        return _FALLBACK_HEAD.pack(TYPE_FALLBACK, len(block.payload)) + bytes(block.payload)
     if isinstance(block, SummaryGeneBlock):
         w = f"block {index} (SummaryGene)"
         bid = _int_field(block.id, 0, 255, f"{w}: id")
@@ -594,8 +626,8 @@ def _encode_block(block: Any, index: int) -> bytes:
             )
         return _MANIFEST_HEAD.pack(TYPE_MANIFEST, len(raw)) + raw
     raise TypeError(
-        f"block {index}: expected EpiphanyBlock, ResidualBlock, SummaryGeneBlock or "
-        f"ManifestBlock, got {type(block).__name__}"
+        f"block {index}: expected EpiphanyBlock, ResidualBlock, SummaryGeneBlock, "
+        f"ManifestBlock or FallbackBlock, got {type(block).__name__}"
     )
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 
 from ..errors import QresFormatError
 from . import container as ct
-from . import rational
-from .model import Model, as_2d, fit_streams
+from . import fallback, rational
+from .model import DTYPES, Model, as_2d, fit_streams
 from .kernel import CRC16_INIT
 from .rows import MAX_BLOCK_VALUES, crc16, decode_rows, encode_rows, stack, to_streams
 from .transform import Transform, binary_transform, fit_transform
@@ -175,26 +176,72 @@ def compress_columns(
             raise ValueError(f"column {i} must be 1-D with {n} values, got shape {c.shape}")
         as_2d(c)  # dtype check
     errs = per_channel_errors(max_error, len(columns))
+    args = (key, extra, checksum, rank, big_endian)
+    candidates = [_compress_columns(columns, errs, *args, progress)]
     if errs is not None:
         # exact coding is always within the bound: keep it when it is the smaller file (a bound finer
         # than the data's own grid or lattice, or an averaged column, can make quantising cost more)
-        lossy = _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, progress)
-        exact = _compress_columns(columns, None, key, extra, checksum, rank, big_endian, None)
-        return exact if len(exact) <= len(lossy) else lossy
-    return _compress_columns(columns, None, key, extra, checksum, rank, big_endian, progress)
+        candidates.append(_compress_columns(columns, None, *args, None))
+    if sum(c.nbytes for c in columns) <= EXACT_FALLBACK_BYTES:  # small: the guarantee is exact
+        candidates.append(_compress_columns(columns, None, *args, None, use_fallback="all"))
+    return min(candidates, key=len)
 
 
-def _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, progress) -> bytes:
+# dtype strings a manifest may name (big-endian ones only in files of qres 0.1)
+MANIFEST_DTYPES = frozenset(DTYPES) | frozenset(d.replace("<", ">") for d in DTYPES)
+EXACT_FALLBACK_BYTES = 64 << 10  # a column (an input) up to this size is also coded by the fallback, and the smaller kept
+SAMPLE_ROWS = 2048  # a longer column is first tried on this many rows from its middle
+SAMPLE_WIN = 0.9  # ... and coded by the fallback when its quick estimate there is below this share of QRES's
+
+
+def _qres_size(col: np.ndarray, err: float | None) -> int:
+    """Bytes QRES's own coding of one column alone takes (its model and residual blocks)."""
+    blocks, _ = encode_columns([col], max_error=None if err is None else [err])
+    return sum(len(b.model) + 5 if isinstance(b, ct.EpiphanyBlock) else len(b.payload) + 6 for b in blocks)
+
+
+def choose_fallbacks(columns: list[np.ndarray], errs: list[float | None] | None) -> dict[int, tuple[int, bytes]]:
+    """The columns to code with the generic fallback, with their (method, coded bytes): those for
+    which it is smaller than QRES's own coding of the column alone. A long column is decided on a
+    sample of its rows first, so that the fallback's slower coder runs in full only where it wins."""
+    out = {}
+    for i, col in enumerate(columns):
+        err = None if errs is None else errs[i]
+        if col.nbytes > EXACT_FALLBACK_BYTES:
+            mid = (len(col) - SAMPLE_ROWS) // 2
+            sample = col[mid : mid + SAMPLE_ROWS]
+            method, coded = fallback.encode(sample, preset=fallback.FAST)
+            if len(coded) >= SAMPLE_WIN * _qres_size(sample, err):
+                continue
+            method, coded = fallback.encode(col, (method,))
+            out[i] = (method, coded)
+            continue
+        method, coded = fallback.encode(col)
+        if len(coded) + 6 < _qres_size(col, err):
+            out[i] = (method, coded)
+    return out
+
+
+def _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, progress, use_fallback: str = "auto") -> bytes:
+    """One candidate file; `use_fallback` "auto" codes the columns `choose_fallbacks` picks with the
+    generic fallback, "all" every column."""
     n = len(columns[0])
     total = sum(c.nbytes for c in columns)
     recipes: list[list] = []
     if errs is None:
         columns, recipes = _split_rational(columns)
+    if use_fallback == "all":
+        fallbacks = {i: fallback.encode(col) for i, col in enumerate(columns)}
+    else:
+        fallbacks = choose_fallbacks(columns, errs) if n else {}
+    coded = [i for i in range(len(columns)) if i not in fallbacks]
     manifest: dict = {"n": n}
     if not checksum or key is not None:  # no BODY_CRC flag to say the version
         manifest["q"] = FORMAT_VERSION
-    if n == 0:  # otherwise the dtypes are in the models
-        manifest["t"] = [c.dtype.str for c in columns]
+    if n == 0 or fallbacks:  # otherwise the dtypes are in the models
+        manifest["t"] = [c.dtype.newbyteorder("<").str for c in columns]
+    if fallbacks:
+        manifest["f"] = sorted(fallbacks)
     if rank == 1:
         manifest["d"] = 1
     if big_endian:
@@ -205,12 +252,16 @@ def _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, pro
         manifest["e"] = 1
     if extra:
         manifest["x"] = extra
-    blocks, patched = encode_columns(columns, max_error=errs, progress=progress, check=manifest_check(manifest))
+    blocks, patched = [], False
+    if coded:
+        sub_errs = None if errs is None else [errs[i] for i in coded]
+        blocks, patched = encode_columns([columns[i] for i in coded], max_error=sub_errs, progress=progress, check=manifest_check(manifest))
     if patched:
         manifest["p"] = 1
-    return ct.write_container(
-        [ct.ManifestBlock(manifest), *blocks], total_size=total, solid=n <= MAX_BLOCK_VALUES // len(columns), key=key, block_crc=False, body_crc=checksum
-    )
+    check = partial(crc16, start=manifest_check(manifest))
+    blocks += [ct.FallbackBlock(fallback.payload(i, *fallbacks[i], fallback.column_bytes(columns[i]), check)) for i in sorted(fallbacks)]
+    solid = n <= MAX_BLOCK_VALUES // max(len(coded), 1)
+    return ct.write_container([ct.ManifestBlock(manifest), *blocks], total_size=total, solid=solid, key=key, block_crc=False, body_crc=checksum)
 
 
 def manifest_check(manifest: dict) -> int:
@@ -258,13 +309,19 @@ def read_manifest(blocks: list[ct.Block], header: ct.Header) -> dict:
     rows, dtypes = m.get("rows"), m.get("dtypes")
     if not isinstance(rows, int) or rows < 0 or not isinstance(dtypes, list) or not 1 <= len(dtypes) <= 4096:
         raise QresFormatError("manifest: bad rows or dtypes")
-    try:
-        for d in dtypes:
-            as_2d(np.zeros(0, np.dtype(d)))
-    except (TypeError, ValueError) as exc:
-        raise QresFormatError(f"manifest: bad dtype ({exc})") from None
+    bad = next((d for d in dtypes if d not in MANIFEST_DTYPES), None)
+    if bad is not None:
+        raise QresFormatError(f"manifest: dtype {bad!r} is not one QRES codes")
     if stored.get("e", 0) not in (0, 1):
         raise QresFormatError("manifest: 'e' must be 1 (error-bounded) when present")
+    fb = stored.get("f", [])
+    if not isinstance(fb, list) or not all(type(c) is int for c in fb) or fb != sorted(set(fb)) or (fb and not 0 <= fb[0] <= fb[-1] < len(dtypes)):
+        raise QresFormatError("manifest: 'f' must list fallback columns in increasing order")
+    if fb and version < 2:
+        raise QresFormatError("manifest: fallback columns in a file of array format version 1")
+    if fb and "t" not in stored:
+        raise QresFormatError("manifest: a file with fallback columns must list every column's dtype ('t')")
+    m["fallbacks"] = fb
     return m
 
 
@@ -282,7 +339,10 @@ def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[n
     if header.total_size != decoded_size(m):
         raise QresFormatError(f"header: total size {header.total_size} at byte offset 12 disagrees with the manifest's {decoded_size(m)} bytes")
     check = manifest_check(blocks[0].manifest) if m["version"] >= 2 else None
-    nch = len(m["dtypes"])
+    coded = [i for i in range(len(m["dtypes"])) if i not in m["fallbacks"]]
+    coded_dtypes = [np.dtype(m["dtypes"][i]).str for i in coded]
+    nch = len(coded)
+    fallen: dict[int, np.ndarray] = {}
     lossy = m["lossy"]
     models: dict[int, Model] = {}
     parts: list[list[np.ndarray]] = []
@@ -292,7 +352,7 @@ def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[n
             model = Model.from_bytes(blk.model)
             if model.n_channels != nch:
                 raise QresFormatError(f"block {i}: model has {model.n_channels} channels, the manifest {nch}")
-            if [c.transform.dtype for c in model.channels] != [np.dtype(d).str for d in m["dtypes"]]:
+            if [c.transform.dtype for c in model.channels] != coded_dtypes:
                 raise QresFormatError(f"block {i}: model dtypes differ from the manifest")
             models[blk.id] = model
         elif isinstance(blk, ct.ResidualBlock):
@@ -307,13 +367,20 @@ def decompress_columns(data: bytes, *, key: bytes | None = None) -> tuple[list[n
                 r = Reader(b"\x00" + r.take(r.remaining()), what=f"block {i}")
             parts.append(decode_rows(model, r, n, bounds, what=f"block {i}", check=None if check is None else crc16(head, check)))
             done += n
+        elif isinstance(blk, ct.FallbackBlock):
+            col, method, stored, data_ = fallback.read_column(blk.payload, len(m["dtypes"]))
+            if col not in m["fallbacks"] or col in fallen:
+                raise QresFormatError(f"block {i}: fallback block for column {col}, which the manifest does not list or another block holds")
+            fallen[col] = fallback.decode(method, data_, np.dtype(m["dtypes"][col]), m["rows"], f"block {i}")
+            fallback.verify(col, method, stored, fallen[col], partial(crc16, start=check), f"block {i}")
         else:
             raise QresFormatError(f"block {i}: unexpected {type(blk).__name__} in an array file")
-    if done != m["rows"]:
-        raise QresFormatError(f"file truncated: {done} of {m['rows']} rows present")
-    if not parts:
+    if done != (m["rows"] if coded else 0) or len(fallen) != len(m["fallbacks"]):
+        raise QresFormatError(f"file truncated: {done} of {m['rows']} rows, {len(fallen)} of {len(m['fallbacks'])} fallback columns present")
+    if not m["rows"]:
         return [np.zeros(0, np.dtype(d)) for d in m["dtypes"]], m
-    cols = [np.concatenate([p[c] for p in parts]) for c in range(nch)]
+    decoded = iter([np.concatenate([p[c] for p in parts]) for c in range(nch)])
+    cols = [fallen[i] if i in fallen else next(decoded) for i in range(len(m["dtypes"]))]
     return _join_rational(cols, m), m
 
 
