@@ -54,6 +54,7 @@ def files() -> dict[str, bytes]:
         "lossy": qres.compress(dec, max_error=0.01),
         "lossy_int": qres.compress(walk, max_error=2),
         "no_checksum": qres.compress(walk[:100], checksum=False),
+        "fallback": qres.compress(np.tile(rng.integers(0, 10**9, 1500), 2), checksum=False),  # a period no predictor sees
         "uint64": qres.compress(np.array([0, 2**64 - 1, 2**63, 5, 7] * 10, np.uint64)),
         "empty": qres.compress(np.zeros(0, np.float64)),
         "encrypted": qres.compress(walk[:80], key=KEY),
@@ -195,7 +196,7 @@ def test_random_bytes_behind_valid_prefixes(tail):
 # ------------------------------------------------------------------------------ truncations
 
 
-@pytest.mark.parametrize("name", ["int32", "float_patches", "2d", "lossy", "no_checksum", "uint64", "encrypted"])
+@pytest.mark.parametrize("name", ["int32", "float_patches", "2d", "lossy", "no_checksum", "fallback", "uint64", "encrypted"])
 def test_every_prefix_of_a_file_fails_cleanly(name):
     data = files()[name]
     key = KEY if name == "encrypted" else None
