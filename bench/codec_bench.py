@@ -8,6 +8,12 @@ either way.
     python bench/codec_bench.py                 # everything
     python bench/codec_bench.py --peers-only    # without qres (while the codec is not ready)
     python bench/codec_bench.py --modes lossless frames --datasets heartpy_ppg data/other.csv
+    python bench/codec_bench.py --corpus bench/corpus-cache --modes lossless lossy
+
+--corpus DIR benchmarks every CSV in DIR instead (DIR/PROVENANCE.json's "split" of each recording,
+"dev" or "eval", when present), writes bench/results/corpus.json and the section between
+`<!-- corpus:begin -->` and `<!-- corpus:end -->` of docs/BENCHMARKS.md (the codec section is kept):
+one row per recording with qres's encode and decode time, and geometric means per half.
 """
 
 from __future__ import annotations
@@ -43,12 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="folder for codec.json and codec.png")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
     ap.add_argument("--no-doc", action="store_true", help="do not touch the Markdown file")
+    ap.add_argument("--corpus", type=Path, default=None, help="benchmark every CSV in this folder (dev/eval halves from its PROVENANCE.json)")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
 
     def progress(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
+
+    if args.corpus is not None:
+        return corpus(args, progress, t0)
 
     results = benchmark.run(
         args.datasets,
@@ -75,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         Console().print(benchmark.render_rich(results))
     except ImportError:
         print(benchmark.render_markdown(results))
+    return finish(results, t0)
+
+
+def finish(results: dict, t0: float) -> int:
+    """Print the run time and any failed check; the exit status (1 if a check failed)."""
     print(f"done in {time.perf_counter() - t0:.1f} s")
     if results["checks"]:
         print(f"{len(results['checks'])} check(s) failed:", file=sys.stderr)
@@ -82,6 +97,45 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {c}", file=sys.stderr)
         return 1
     return 0
+
+
+def corpus(args: argparse.Namespace, progress, t0: float) -> int:
+    """--corpus DIR: every CSV in DIR (plus --datasets, if given), its own JSON and Markdown section."""
+    if not args.corpus.is_dir():
+        print(f"{args.corpus} is not a folder", file=sys.stderr)
+        return 2
+    dss, skipped = benchmark.corpus_datasets(args.corpus, progress)
+    dss += [benchmark.load_dataset(d) for d in args.datasets or []]
+    if not dss:
+        print(f"no CSV recording in {args.corpus}", file=sys.stderr)
+        return 2
+    splits = benchmark.corpus_splits(args.corpus)
+    modes = [m for m in args.modes if m != "speed"]  # speed does not depend on the recordings
+    if not args.peers_only:  # load the coder once (numba) so the first recording's times do not include it
+        try:
+            import numpy as np
+            import qres
+
+            qres.decompress(qres.compress(np.arange(256, dtype=np.int64)))
+        except Exception:
+            pass
+    results = benchmark.run(dss, modes=modes, qres=not args.peers_only, progress=progress)
+    results["corpus"] = {"folder": str(args.corpus), "splits": splits, "skipped": skipped, "summary": benchmark.corpus_summary(results, splits)}
+    json_path = args.out / "corpus.json"
+    benchmark.save_json(results, json_path)
+    print(f"wrote {json_path}")
+    try:
+        folder = str(args.corpus.resolve().relative_to(ROOT))
+    except ValueError:
+        folder = str(args.corpus)
+    md = benchmark.render_corpus_markdown(results, splits, folder, skipped)
+    if not args.no_doc:
+        benchmark.update_markdown_section(args.doc, md, intro=INTRO, begin=benchmark.CORPUS_BEGIN, end=benchmark.CORPUS_END)
+        print(f"updated {args.doc}")
+    print(md)
+    for half, rec in results["corpus"]["summary"].items():
+        print(f"{half}: {len(rec['recordings'])} recordings, {rec}")
+    return finish(results, t0)
 
 
 if __name__ == "__main__":

@@ -161,3 +161,106 @@ def test_qres_raas_when_configured(ppg):
     m = peer.measure(ppg[:3000])
     assert m.extra["status"] in ("compressed", "stored raw")
     assert m.bits_per_value > 0 and m.extra["ms_per_call"] > 0
+
+
+# --------------------------------------------------------------------------------------------
+# The stronger peers of issue #10 and the per-channel best
+# --------------------------------------------------------------------------------------------
+
+STRONG = peers.strong_peers()
+
+
+@pytest.mark.parametrize("peer", STRONG, ids=lambda p: p.name)
+def test_strong_peer_roundtrip_or_declines(peer, ppg, lux):
+    _need(peer)
+    temps = datasets.channels("seattle_temps")[0]
+    floats = np.asarray(temps.values, dtype=np.float64)
+    wide = np.array([2**31 - 1, -(2**31), 0, 5, -7, 2**31 - 1], dtype=np.int32)
+    small = np.array([3, -2, 0, 127, -128, 1], dtype=np.int32)
+    cases = [floats] if getattr(peer, "on_floats", False) else [ppg[:5000], lux, wide, small, ppg[:1]]
+    took = 0
+    for a in cases:
+        m = peer.measure(a)
+        if m is None:  # declined: the codec cannot take these values, and says so instead of failing
+            assert not peer.accepts(a)
+            continue
+        took += 1
+        blob = peer.compress(a)
+        back = peer.decompress(blob, a.dtype, a.size)
+        assert back.dtype == a.dtype and back.tobytes() == a.tobytes()
+        assert m.roundtrip_ok is True and m.nbytes == len(blob)
+        assert m.bits_per_value == pytest.approx(8 * len(blob) / a.size)
+    assert took >= 1
+    if getattr(peer, "on_floats", False):
+        assert peer.measure(ppg) is None  # integer columns are not float columns
+
+
+def test_strong_peers_decline_what_they_cannot_take(lux):
+    wide24 = np.array([0, 2**24, -5], dtype=np.int32)
+    for peer, a in ((peers.FlacPeer(), wide24), (peers.JpeglsPeer(), np.array([0, 70000], dtype=np.int32)),
+                    (peers.RicePeer(), lux), (peers.AecPeer(), lux),
+                    (peers.StrictPcodecPeer("c", peers._pco(12, "try_conv1", 8)), lux)):
+        if peer.available():
+            assert peer.measure(a) is None, peer.name
+
+
+def test_flac_takes_24_bit_values():
+    peer = peers.FlacPeer()
+    _need(peer)
+    a = np.array([0, 2**23 - 1, -(2**23), 12345, -1] * 50, dtype=np.int32)
+    m = peer.measure(a)
+    assert m is not None and m.roundtrip_ok is True
+
+
+@pytest.mark.parametrize("peer", [p for p in LOSSY if isinstance(p, peers.QuantInt32Peer)], ids=lambda p: p.name)
+def test_quantise_int32_peers_hold_the_bound(peer):
+    _need(peer)
+    x = np.asarray(datasets.channels("taylor_electricity")[0].values, dtype=np.float64)
+    e = 0.01 * float(np.std(x))
+    m = peer.measure(x, e)
+    assert m is not None and m.roundtrip_ok is True and m.error_ratio <= 1
+    assert peer.measure(x, 1e-12 * float(np.abs(x).max())) is None  # the quantised values do not fit int32
+
+
+@pytest.mark.parametrize("peer", [p for p in FRAME if isinstance(p, peers.StreamFramePeer)], ids=lambda p: p.name)
+def test_stream_frame_peers_decline_int64(peer, lux):
+    _need(peer)
+    with pytest.raises(ValueError):
+        peer.measure(lux, frame=16)
+
+
+def test_per_channel_best_arithmetic():
+    sizes = {
+        "a": {"p": 100, "q": 80, "r": None},  # q wins
+        "b": {"p": 50, "q": 90, "r": 70},  # p wins
+        "c": {"p": 40, "q": 30, "r": 10},  # r wins, but its round trip failed: q
+    }
+    ok = {"c": {"r": False}}
+    total, winners = peers.per_channel_best(sizes, ok)
+    assert total == 80 + 50 + 30
+    assert winners == {"a": "q", "b": "p", "c": "q"}
+    total, winners = peers.per_channel_best(sizes)
+    assert total == 80 + 50 + 10 and winners["c"] == "r"
+    # every single peer's total is larger than the per-channel best
+    assert total < min(sum(s[p] for s in sizes.values() if s[p] is not None) for p in "pq")
+    total, winners = peers.per_channel_best({"a": {"p": None}, "b": {"p": 3}})
+    assert total is None and winners == {"a": None, "b": "p"}
+
+
+def test_benchmark_best_per_channel_figure():
+    from qres import benchmark
+
+    ds = benchmark.Dataset("mix", "test", [datasets.channels("heartpy_ppg")[0], datasets.channels("seattle_temps")[0]])
+    ds = benchmark.Dataset("mix", "test", [c for c in ds.channels])
+    n1 = min(len(c.exact_integers) for c in ds.channels)
+    chans = [datasets.Channel(c.name, c.decimals, c.exact_integers[:n1]) for c in ds.channels]
+    ds = benchmark.Dataset("mix", "test", chans)
+    use = [p for p in (peers.ZstdPeer(19, deltas=True), peers.FlacPeer(), peers.XzDeltaPeer()) if p.available()]
+    r = benchmark.run_lossless([ds], qres=False, peers=use)["datasets"]["mix"]
+    n = sum(len(c.exact_integers) for c in chans)
+    expect = 0
+    for c in chans:
+        a = peers.int_view(c.exact_integers)
+        expect += min(m.nbytes for m in (p.measure(a) for p in use) if m is not None)
+    assert r["best_per_channel_bpv"] == pytest.approx(8 * expect / n)
+    assert r["best_per_channel_bpv"] <= r["best_peer_bpv"] + 1e-12

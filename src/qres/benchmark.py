@@ -9,11 +9,15 @@ stopping the peers' measurements.
 Modes (every figure is bits per value = 8 * compressed bytes / number of values, lower is better):
 
 * lossless: qres.compress on the dataset's 2-D (samples, channels) array of channel values, checked
-  bit-exact on the way back; peers each channel on its own, on the exact integers (src/qres/data/README.md).
+  bit-exact on the way back; peers each channel on its own, on the exact integers (src/qres/data/README.md),
+  float peers on a float column's float64 values. "Best per channel" (the figure to beat) sums each
+  channel's smallest verified size among all peers (`peers.per_channel_best`); a peer may decline a
+  channel it cannot take (None), then it has no whole-dataset figure but still counts per channel.
 * frames: per channel, state fitted on the first 20% (int(0.2 * n) samples), then every whole
   64-sample frame of the rest encoded alone and checked on decode.
 * lossy: per channel, absolute bound e = 1% of the channel's standard deviation; qres.compress with
-  max_error=e and the lossy peers, each checked against the bound on its decoded values.
+  max_error=e and the lossy peers, each checked against the bound on its decoded values; best per
+  channel as in lossless mode, among the sizes that held the bound.
 * speed: encode/decode MB/s (4 bytes per sample) on a 1M-sample int32 channel made from a real
   signal, on one core, best of several runs; frames/s for 64-value frames.
 
@@ -232,27 +236,40 @@ def run_lossless(
 ) -> dict[str, Any]:
     """Lossless stream mode: qres on each dataset's 2-D array, peers channel by channel."""
     checks = checks if checks is not None else []
-    all_peers = list(peers) if peers is not None else _peers.lossless_peers() + [_peers.QresRaasPeer()]
+    if peers is not None:
+        all_peers = list(peers)
+        main = [p.name for p in all_peers]
+    else:
+        first = _peers.lossless_peers() + [_peers.QresRaasPeer()]
+        all_peers = first + _peers.strong_peers()
+        main = [p.name for p in first]
     use = [p for p in all_peers if p.available()]
-    out: dict[str, Any] = {"peers": [p.name for p in use], "unavailable": [p.name for p in all_peers if p not in use], "datasets": {}}
+    out: dict[str, Any] = {
+        "peers": [p.name for p in use],
+        "main_peers": [p.name for p in use if p.name in main],
+        "unavailable": [p.name for p in all_peers if p not in use],
+        "datasets": {},
+    }
     for ds in _load_all(specs):
         _say(progress, f"lossless: {ds.name}")
         n = sum(len(c.exact_integers) for c in ds.channels)
-        rec: dict[str, Any] = {"values": n, "peers": {}, "peer_roundtrip_ok": {}, "peer_notes": {}}
+        rec: dict[str, Any] = {"values": n, "peers": {}, "peer_roundtrip_ok": {}, "peer_notes": {}, "channel_bytes": {}}
+        ints = {c.name: _peers.int_view(c.exact_integers) for c in ds.channels}
+        floats = {c.name: (np.asarray(c.values, dtype=np.float64) if c.decimals > 0 else ints[c.name]) for c in ds.channels}
+        sizes: dict[str, dict[str, int | None]] = {c.name: {} for c in ds.channels}
         for p in use:
             t0 = time.perf_counter()
-            ints = {c.name: _peers.int_view(c.exact_integers) for c in ds.channels}
             try:
                 if isinstance(p, _peers.QresRaasPeer):
-                    ms = p.measure_many(ints)
+                    msd = p.measure_many(ints)
                     rec["peer_notes"][p.name] = {
-                        "status": sorted({m.extra.get("status") for m in ms.values()}),
-                        "ms_per_call": {k: m.extra.get("ms_per_call") for k, m in ms.items()},
+                        "status": sorted({m.extra.get("status") for m in msd.values()}),
+                        "ms_per_call": {k: m.extra.get("ms_per_call") for k, m in msd.items()},
                     }
-                    ms = list(ms.values())
                 else:
-                    ms = [p.measure(a) for a in ints.values()]
-                    falls = [k for k, m in zip(ints, ms) if m.extra.get("fallback")]
+                    src = floats if getattr(p, "on_floats", False) else ints
+                    msd = {k: p.measure(a) for k, a in src.items()}
+                    falls = [k for k, m in msd.items() if m is not None and m.extra.get("fallback")]
                     if falls:
                         rec["peer_notes"][p.name] = {"fallback to default config": falls}
             except Exception as e:  # a peer that breaks on some data is reported, not fatal
@@ -260,14 +277,25 @@ def run_lossless(
                 rec["peer_notes"][p.name] = {"error": _err(e)}
                 checks.append(f"lossless {ds.name}: peer {p.name} failed: {_err(e)}")
                 continue
-            nbytes = sum(m.nbytes for m in ms)
-            rec["peers"][p.name] = _bpv(nbytes, n)
-            ok = all(m.roundtrip_ok is not False for m in ms)
+            ok = all(m.roundtrip_ok is not False for m in msd.values() if m is not None)
             rec["peer_roundtrip_ok"][p.name] = ok
             if not ok:
                 checks.append(f"lossless {ds.name}: peer {p.name} did not round-trip")
+            for k, m in msd.items():  # only verified sizes take part in the per-channel best
+                sizes[k][p.name] = m.nbytes if m is not None and m.roundtrip_ok is not False else None
+            rec["channel_bytes"][p.name] = {k: (None if m is None else m.nbytes) for k, m in msd.items()}
+            declined = [k for k, m in msd.items() if m is None]
+            if declined:  # a peer that cannot take some channel has no whole-dataset figure
+                rec["peers"][p.name] = None
+                rec["peer_notes"].setdefault(p.name, {})["declined"] = declined
+                _say(progress, f"  {p.name}: declined {len(declined)} of {len(msd)} channels ({time.perf_counter() - t0:.2f} s)")
+                continue
+            rec["peers"][p.name] = _bpv(sum(m.nbytes for m in msd.values()), n)
             _say(progress, f"  {p.name}: {rec['peers'][p.name]:.2f} bits/value ({time.perf_counter() - t0:.2f} s)")
         rec["best_peer"], rec["best_peer_bpv"] = _best(rec["peers"])
+        total, winners = _peers.per_channel_best(sizes)
+        rec["best_per_channel_bpv"] = None if total is None else _bpv(total, n)
+        rec["best_per_channel_peers"] = winners
         if ds.source == "bundled" and ds.name in _peers.README_LOSSLESS:
             rec["readme_best"] = min(_peers.README_LOSSLESS[ds.name].values())
         rec.update(qres=None, qres_bytes=None, qres_roundtrip_ok=None, qres_error=None)
@@ -291,8 +319,10 @@ def run_lossless(
                 checks.append(f"lossless {ds.name}: qres failed: {_err(e)}")
                 _say(progress, f"  qres: failed ({_err(e)})")
         rec["ratio"] = _ratio(rec["qres"], rec["best_peer_bpv"])
+        rec["ratio_best_per_channel"] = _ratio(rec["qres"], rec["best_per_channel_bpv"])
         out["datasets"][ds.name] = rec
     out["geomean_ratio"] = geomean(r["ratio"] for r in out["datasets"].values())
+    out["geomean_ratio_best_per_channel"] = geomean(r["ratio_best_per_channel"] for r in out["datasets"].values())
     return out
 
 
@@ -427,8 +457,9 @@ def run_lossy(
     """
     checks = checks if checks is not None else []
     all_peers = list(peers) if peers is not None else _peers.lossy_peers()
+    main = [p.name for p in all_peers if not isinstance(p, _peers.QuantInt32Peer)]
     use = [p for p in all_peers if p.available()]
-    out: dict[str, Any] = {"rel_bound": rel_bound, "peers": [p.name for p in use], "datasets": {}}
+    out: dict[str, Any] = {"rel_bound": rel_bound, "peers": [p.name for p in use], "main_peers": [p.name for p in use if p.name in main], "datasets": {}}
     for ds in _load_all(specs):
         _say(progress, f"lossy: {ds.name}")
         chans = []
@@ -450,9 +481,10 @@ def run_lossy(
             "peer_notes": {},
         }
         if n == 0:
-            rec.update(qres=None, best_peer=None, best_peer_bpv=None, ratio=None, error="every channel is constant")
+            rec.update(qres=None, best_peer=None, best_peer_bpv=None, ratio=None, best_per_channel_bpv=None, ratio_best_per_channel=None, error="every channel is constant")
             out["datasets"][ds.name] = rec
             continue
+        sizes: dict[str, dict[str, int | None]] = {c.name: {} for c, _, _ in chans}
         for p in use:
             try:
                 ms = [p.measure(x, e) for _, x, e in chans]
@@ -461,16 +493,31 @@ def run_lossy(
                 rec["peer_notes"][p.name] = _err(ex)
                 checks.append(f"lossy {ds.name}: peer {p.name} failed: {_err(ex)}")
                 continue
-            rec["peers"][p.name] = _bpv(sum(m.nbytes for m in ms), n)
+            for (c, _, _), m in zip(chans, ms):  # sizes that held the bound take part in the per-channel best
+                sizes[c.name][p.name] = m.nbytes if m is not None and m.roundtrip_ok else None
+            declined = [c.name for (c, _, _), m in zip(chans, ms) if m is None]
+            ms = [m for m in ms if m is not None]
+            if not ms:
+                rec["peers"][p.name] = None
+                rec["peer_notes"][p.name] = {"declined": declined}
+                continue
             worst = max(m.error_ratio for m in ms)
             rec["peer_error_ratio"][p.name] = worst
+            if worst > 1:
+                checks.append(f"lossy {ds.name}: peer {p.name} exceeded the bound (max error / bound = {worst:.6g})")
+            if declined:
+                rec["peers"][p.name] = None
+                rec["peer_notes"][p.name] = {"declined": declined}
+                continue
+            rec["peers"][p.name] = _bpv(sum(m.nbytes for m in ms), n)
             shrinks = [m.extra["step_shrink"] for m in ms if m.extra.get("step_shrink")]
             if shrinks:
                 rec["peer_notes"][p.name] = f"quantisation step shrunk by up to {max(shrinks):.3g} to meet the bound"
-            if worst > 1:
-                checks.append(f"lossy {ds.name}: peer {p.name} exceeded the bound (max error / bound = {worst:.6g})")
             _say(progress, f"  {p.name}: {rec['peers'][p.name]:.2f} bits/value, max error / bound {worst:.4f}")
         rec["best_peer"], rec["best_peer_bpv"] = _best(rec["peers"])
+        total, winners = _peers.per_channel_best(sizes)
+        rec["best_per_channel_bpv"] = None if total is None else _bpv(total, n)
+        rec["best_per_channel_peers"] = winners
         rec.update(qres=None, qres_error_ratio=None, qres_bound_ok=None, qres_error=None)
         if qres:
             try:
@@ -493,8 +540,10 @@ def run_lossy(
                 checks.append(f"lossy {ds.name}: qres failed: {_err(ex)}")
                 _say(progress, f"  qres: failed ({_err(ex)})")
         rec["ratio"] = _ratio(rec["qres"], rec["best_peer_bpv"])
+        rec["ratio_best_per_channel"] = _ratio(rec["qres"], rec["best_per_channel_bpv"])
         out["datasets"][ds.name] = rec
     out["geomean_ratio"] = geomean(r["ratio"] for r in out["datasets"].values())
+    out["geomean_ratio_best_per_channel"] = geomean(r["ratio_best_per_channel"] for r in out["datasets"].values())
     return out
 
 
@@ -602,12 +651,47 @@ def _versions() -> dict[str, str | None]:
     from importlib import metadata
 
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in ("qres", "numpy", "pcodec", "zstandard", "pysz", "numba"):
+    for pkg in ("qres", "numpy", "pcodec", "zstandard", "pysz", "numba", "imagecodecs", "soundfile", "pyarrow", "blosc2", "zpaq", "pyppmd"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             out[pkg] = None
+    out.update(_library_versions())
     return out
+
+
+def _library_versions() -> dict[str, str | None]:
+    """The C libraries behind the peers: libsndfile (FLAC), and libaec, ricecomp, CharLS and
+    c-blosc2 as imagecodecs / blosc2 report them; zlib-style stdlib codecs (bz2, lzma) as Python has them."""
+    out: dict[str, str | None] = {}
+    try:
+        import soundfile
+
+        out["libsndfile"] = soundfile.__libsndfile_version__
+    except Exception:
+        pass
+    try:
+        import imagecodecs
+
+        libs = dict(item.split("-", 1) for item in imagecodecs.version().split(", ") if "-" in item)
+        for k in ("libaec", "ricecomp", "charls"):
+            if k in libs:
+                out[k] = libs[k]
+    except Exception:
+        pass
+    try:
+        import blosc2
+
+        out["c-blosc2"] = blosc2.blosclib_version.split(" ")[0] if hasattr(blosc2, "blosclib_version") else None
+    except Exception:
+        pass
+    try:
+        import pyarrow
+
+        out["libparquet (arrow)"] = pyarrow.cpp_version
+    except Exception:
+        pass
+    return {k: v for k, v in out.items() if v}
 
 
 def _cpu() -> str:
@@ -709,26 +793,32 @@ def _tables(results: dict[str, Any]) -> list[dict[str, Any]]:
     tables = []
     ll = results.get("lossless")
     if ll:
-        peers = ll["peers"]
-        cols = ["dataset", "qres", *peers, "best peer", "README best", "qres / best peer"]
+        peers = ll.get("main_peers", ll["peers"])
+        cols = ["dataset", "qres", *peers, "best peer", "README best", "qres / best peer", "best per channel", "qres / best per channel"]
         rows, bold = [], []
         for name, r in ll["datasets"].items():
             cells = [r["qres"], *[r["peers"].get(p) for p in peers]]
             rows.append([name, *[_f(c) for c in cells], f"{_f(r['best_peer_bpv'])} ({r['best_peer'] or '—'})",
-                         _f(r.get("readme_best")), _f(r["ratio"], 3)])
+                         _f(r.get("readme_best")), _f(r["ratio"], 3), _f(r.get("best_per_channel_bpv")), _f(r.get("ratio_best_per_channel"), 3)])
             bold.append(_min_cols(cells, offset=1))
-        rows.append(["geometric mean", *[""] * (len(cols) - 2), _f(ll.get("geomean_ratio"), 3)])
+        rows.append(["geometric mean", *[""] * (len(cols) - 4), _f(ll.get("geomean_ratio"), 3), "", _f(ll.get("geomean_ratio_best_per_channel"), 3)])
         bold.append([])
         tables.append({
             "title": "Lossless stream",
             "note": "Bits per value, lower is better. qres: `qres.compress` on each dataset's (samples, channels) array, "
             "round trip checked bit-exact. Peers: each channel on its own, on its exact integers value * 10^d "
             "(int32 when they fit, else int64; try_conv1 falls back to pcodec's default on int64), as in src/qres/data/README.md; "
-            "README best: the best peer figure src/qres/data/README.md states.",
+            "README best: the best peer figure src/qres/data/README.md states. Best peer: the best single peer that took every channel "
+            "(any peer of the next table). Best per channel: each channel's smallest verified size among all peers of both tables, summed "
+            "(the figure to beat).",
             "columns": cols,
             "rows": rows,
             "bold": bold,
         })
+        tables.append(_peer_table("Lossless stream, every peer", ll, "Bits per value of every lossless peer (rows) on each dataset; "
+                                  "— where the peer declines some channel (FLAC: values beyond 24 bits; JPEG-LS: a range beyond 16 bits; "
+                                  "Rice, CCSDS-121 and try_conv1 at level 12: beyond int32; float64 peers: integer columns), and "
+                                  "(k) after a figure: the number of channels on which that peer is the per-channel best."))
     fr = results.get("frames")
     if fr:
         peers = fr["peers"]
@@ -752,26 +842,32 @@ def _tables(results: dict[str, Any]) -> list[dict[str, Any]]:
         })
     lo = results.get("lossy")
     if lo:
-        peers = lo["peers"]
-        cols = ["dataset", "qres", *peers, "best peer", "qres / best peer", "max error / bound (qres, " + ", ".join(peers) + ")"]
+        peers = lo.get("main_peers", lo["peers"])
+        cols = ["dataset", "qres", *peers, "best peer", "qres / best peer", "best per channel", "qres / best per channel",
+                "max error / bound (qres, " + ", ".join(peers) + ")"]
         rows, bold = [], []
         for name, r in lo["datasets"].items():
             cells = [r.get("qres"), *[r.get("peers", {}).get(p) for p in peers]]
             errs = [r.get("qres_error_ratio"), *[r.get("peer_error_ratio", {}).get(p) for p in peers]]
             rows.append([name, *[_f(c) for c in cells], f"{_f(r.get('best_peer_bpv'))} ({r.get('best_peer') or '—'})",
-                         _f(r.get("ratio"), 3), ", ".join(_f(e, 4) for e in errs)])
+                         _f(r.get("ratio"), 3), _f(r.get("best_per_channel_bpv")), _f(r.get("ratio_best_per_channel"), 3),
+                         ", ".join(_f(e, 4) for e in errs)])
             bold.append(_min_cols(cells, offset=1))
-        rows.append(["geometric mean", *[""] * (len(cols) - 3), _f(lo.get("geomean_ratio"), 3), ""])
+        rows.append(["geometric mean", *[""] * (len(cols) - 5), _f(lo.get("geomean_ratio"), 3), "", _f(lo.get("geomean_ratio_best_per_channel"), 3), ""])
         bold.append([])
         tables.append({
             "title": f"Lossy, absolute bound {lo['rel_bound']:.0%} of each channel's standard deviation",
             "note": "Bits per value. qres: one `qres.compress(values, max_error=[e1, e2, ...])` per dataset, a bound per channel. SZ3: pysz, ABS mode on float64, per channel. "
             "Quantise + pcodec: q = round(x / 2e) compressed by pcodec, plus 8 bytes for the step. "
-            "Every decoded value is checked against the bound.",
+            "Every decoded value is checked against the bound. Best peer: the best single peer of the next table that took every channel; "
+            "best per channel: each channel's smallest size among all of them that held the bound, summed (the figure to beat).",
             "columns": cols,
             "rows": rows,
             "bold": bold,
         })
+        tables.append(_peer_table("Lossy, every peer", lo, "Bits per value of every error-bounded peer (rows); quantise to int32 + X: "
+                                  "q = round(x / 2e) as int32 (when it fits), coded by lossless peer X, plus 8 bytes for the step; "
+                                  "— where the peer declines some channel; (k): channels on which it is the per-channel best."))
     sp = results.get("speed")
     if sp:
         rows = []
@@ -791,6 +887,31 @@ def _tables(results: dict[str, Any]) -> list[dict[str, Any]]:
             "bold": [[], []],
         })
     return tables
+
+
+def _peer_table(title: str, sec: dict[str, Any], note: str) -> dict[str, Any]:
+    """Every peer of a mode as a row, datasets as columns (bits per value, best per column in bold)."""
+    names = list(sec["datasets"])
+    rows, bold = [], []
+    cols_best: dict[str, str] = {}
+    for d in names:
+        vals = [sec["datasets"][d].get("peers", {}).get(p) for p in sec["peers"]]
+        ok = [v for v in vals if v is not None]
+        cols_best[d] = _f(min(ok)) if ok else ""
+    for p in sec["peers"]:
+        cells, b = [p], []
+        for j, d in enumerate(names):
+            r = sec["datasets"][d]
+            wins = sum(1 for w in (r.get("best_per_channel_peers") or {}).values() if w == p)
+            v = r.get("peers", {}).get(p)
+            cells.append(_f(v) + (f" ({wins})" if wins else ""))
+            if v is not None and _f(v) == cols_best[d]:
+                b.append(j + 1)
+        rows.append(cells)
+        bold.append(b)
+    rows.append(["best per channel", *[_f(sec["datasets"][d].get("best_per_channel_bpv")) for d in names]])
+    bold.append([])
+    return {"title": title, "note": note, "columns": ["peer", *names], "rows": rows, "bold": bold}
 
 
 def _min_cols(cells: Sequence[float | None], offset: int) -> list[int]:
@@ -872,7 +993,9 @@ def plot(results: dict[str, Any], path: str | Path) -> None:
     for ax, (title, sec, _) in zip(axes[:, 0], panels):
         names = list(sec["datasets"])
         series = [("qres", [sec["datasets"][n].get("qres") for n in names])]
-        series += [(p, [sec["datasets"][n].get("peers", {}).get(p) for n in names]) for p in sec["peers"]]
+        series += [(p, [sec["datasets"][n].get("peers", {}).get(p) for n in names]) for p in sec.get("main_peers", sec["peers"])]
+        if any(sec["datasets"][n].get("best_per_channel_bpv") is not None for n in names):
+            series.append(("best per channel", [sec["datasets"][n].get("best_per_channel_bpv") for n in names]))
         k = len(series)
         width = 0.8 / k
         xs = np.arange(len(names))
@@ -915,14 +1038,123 @@ def update_markdown_section(path: str | Path, body: str, *, intro: str = "", beg
     atomic.write_text(p, text, overwrite=True)
 
 
+# --------------------------------------------------------------------------------------------
+# A corpus of CSV recordings in a folder (bench/codec_bench.py --corpus DIR)
+# --------------------------------------------------------------------------------------------
+
+CORPUS_BEGIN = "<!-- corpus:begin -->"
+CORPUS_END = "<!-- corpus:end -->"
+
+
+def corpus_splits(folder: str | Path) -> dict[str, str]:
+    """{CSV file stem: "dev" or "eval"} from folder/PROVENANCE.json, where it states a "split".
+
+    Takes a mapping {name: {"split": ...}}, the same under a "recordings" key, or a list of records
+    with "split" and one of "file", "path", "name", "csv"; names are matched by file stem.
+    """
+    p = Path(folder) / "PROVENANCE.json"
+    if not p.is_file():
+        return {}
+    data = json.loads(p.read_text())
+    if isinstance(data, dict) and isinstance(data.get("recordings"), (dict, list)):
+        data = data["recordings"]
+    items: list[tuple[str, Any]] = []
+    if isinstance(data, dict):
+        items = [(k, v) for k, v in data.items() if isinstance(v, dict)]
+    elif isinstance(data, list):
+        for v in data:
+            if isinstance(v, dict):
+                key = next((v[k] for k in ("file", "path", "csv", "name") if isinstance(v.get(k), str)), None)
+                if key:
+                    items.append((key, v))
+    out = {}
+    for key, v in items:
+        split = v.get("split")
+        if isinstance(split, str):
+            out[Path(key).stem] = split
+    return out
+
+
+def corpus_datasets(folder: str | Path, progress: Progress = None) -> tuple[list[Dataset], dict[str, str]]:
+    """Every CSV of `folder` (sorted) as a Dataset, and {name: why} for those that do not load."""
+    dss, skipped = [], {}
+    for f in sorted(Path(folder).glob("*.csv")):
+        try:
+            dss.append(load_dataset(f))
+        except Exception as e:
+            skipped[f.stem] = _err(e)
+            _say(progress, f"corpus: skipped {f.name}: {_err(e)}")
+    return dss, skipped
+
+
+def corpus_summary(results: dict[str, Any], splits: dict[str, str]) -> dict[str, Any]:
+    """Geometric means of qres / best peer and qres / best per channel for each half (dev, eval, ...)."""
+    halves: dict[str, list[str]] = {}
+    for name in results.get("datasets", {}):
+        halves.setdefault(splits.get(name, "unsplit"), []).append(name)
+    out: dict[str, Any] = {}
+    for half, names in sorted(halves.items()):
+        rec: dict[str, Any] = {"recordings": names}
+        for mode, keys in (("lossless", ("ratio", "ratio_best_per_channel")), ("lossy", ("ratio", "ratio_best_per_channel")),
+                           ("frames", ("ratio_best_peer", "ratio_stream"))):
+            sec = results.get(mode)
+            if not sec:
+                continue
+            rec[mode] = {f"geomean_{k}": geomean(sec["datasets"].get(n, {}).get(k) for n in names) for k in keys}
+        out[half] = rec
+    return out
+
+
+def render_corpus_markdown(results: dict[str, Any], splits: dict[str, str], folder: str, skipped: dict[str, str] | None = None) -> str:
+    """The corpus section: one row per recording (with its split and qres's encode/decode time),
+    then the geometric means of each half."""
+    lines = [f"## Corpus ({folder})", ""]
+    meta = results.get("meta", {})
+    v = meta.get("versions", {})
+    if v:
+        lines += ["Measured with " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + (f" on {meta['cpu']}" if meta.get("cpu") else "") + ".", ""]
+    ll, lo = results.get("lossless") or {}, results.get("lossy") or {}
+    cols = ["recording", "split", "samples", "channels", "qres", "best peer", "best per channel", "qres / best per channel",
+            "qres encode ms", "qres decode ms", "lossy qres", "lossy best per channel", "lossy qres / best per channel"]
+    lines += ["Bits per value (lower is better); best per channel: each channel's smallest verified size among all peers, summed. "
+              "Encode / decode: one `qres.compress` / `qres.decompress` of the whole recording, wall time.", "",
+              "| " + " | ".join(cols) + " |", "| " + " | ".join(["---", "---"] + ["---:"] * (len(cols) - 2)) + " |"]
+    for name, d in results.get("datasets", {}).items():
+        r = (ll.get("datasets") or {}).get(name, {})
+        q = (lo.get("datasets") or {}).get(name, {})
+        ms = lambda x: "—" if x is None else f"{1e3 * x:.1f}"  # noqa: E731
+        lines.append("| " + " | ".join([
+            name, splits.get(name, "—"), str(d.get("samples", "")), str(len(d.get("channels", []))),
+            _f(r.get("qres")), f"{_f(r.get('best_peer_bpv'))} ({r.get('best_peer') or '—'})", _f(r.get("best_per_channel_bpv")),
+            _f(r.get("ratio_best_per_channel"), 3), ms(r.get("qres_encode_s")), ms(r.get("qres_decode_s")),
+            _f(q.get("qres")), _f(q.get("best_per_channel_bpv")), _f(q.get("ratio_best_per_channel"), 3),
+        ]) + " |")
+    lines += ["", "| half | recordings | lossless qres / best peer | lossless qres / best per channel | lossy qres / best peer | lossy qres / best per channel |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for half, rec in corpus_summary(results, splits).items():
+        a, b = rec.get("lossless", {}), rec.get("lossy", {})
+        lines.append(f"| {half} | {len(rec['recordings'])} | {_f(a.get('geomean_ratio'), 3)} | {_f(a.get('geomean_ratio_best_per_channel'), 3)} | "
+                     f"{_f(b.get('geomean_ratio'), 3)} | {_f(b.get('geomean_ratio_best_per_channel'), 3)} |")
+    if skipped:
+        lines += ["", "Skipped: " + "; ".join(f"{k} ({v})" for k, v in skipped.items())]
+    checks = results.get("checks") or []
+    if checks:
+        lines += ["", "Failed checks:", ""] + [f"- {c}" for c in checks]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 __all__ = [
     "Dataset",
     "bit_exact",
+    "corpus_datasets",
+    "corpus_splits",
+    "corpus_summary",
     "csv_channels",
     "geomean",
     "jsonable",
     "load_dataset",
     "plot",
+    "render_corpus_markdown",
     "render_markdown",
     "render_rich",
     "run",

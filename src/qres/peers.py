@@ -10,11 +10,21 @@ Three kinds, matching the three benchmark modes:
   That is the convention src/qres/data/README.md's table was measured with (it reproduces every figure there
   to the printed precision); pcodec's `try_conv1` only exists for <= 32-bit types, so on an int64
   channel that peer falls back to pcodec's default configuration, as the README figures did.
+* **Stronger lossless peers** (`strong_peers()`, issue #10): bzip2 -9, xz -9e on deltas, ZPAQ -5 and
+  PPMd order 6 (raw or deltas: context mixing / PPM, found stronger than those on some channels), FLAC
+  (libsndfile via soundfile), Rice (cfitsio's ricecomp) and CCSDS-121 (libaec) via imagecodecs,
+  JPEG-LS (CharLS via imagecodecs), Parquet (dictionary or DELTA_BINARY_PACKED, zstd) via pyarrow,
+  blosc2 shuffle + bytedelta + zstd, pcodec level 12 with try_lookback / try_consecutive / try_conv1,
+  and on a float column's float64 values zstd -19 and pcodec. Each may decline a channel it cannot
+  take (`measure` returns None: FLAC beyond 24 bits, JPEG-LS a range beyond 16 bits, Rice, CCSDS-121
+  and conv1 beyond int32, float peers on integer columns). `per_channel_best` sums each channel's
+  smallest verified size: the figure QRES has to beat.
 * **Frame peers** (`FRAME_PEERS`): `fit(train)` on the first part of a channel gives a fitted coder
   with `encode_frame(frame) -> bytes` / `decode_frame(bytes) -> ndarray`; each frame decodes alone
   given the fitted state (a zstd dictionary; nothing for the others).
 * **Lossy peers** (`LOSSY_PEERS`): `compress(x, bound)` / `decompress(bytes)` on a float64 channel
-  with an absolute error bound; `measure` checks the bound on the decoded values.
+  with an absolute error bound; `measure` checks the bound on the decoded values. `QuantInt32Peer`
+  quantises to int32 (None when that does not fit) and codes with a stronger lossless peer.
 
 `QresRaasPeer` runs the original QRES package (qres-raas 21.0.0, whose import name `qres` clashes
 with this package) in another interpreter named by the QRES_RAAS_PYTHON environment variable.
@@ -280,6 +290,452 @@ README_FRAMES: dict[str, float] = {
 
 
 # --------------------------------------------------------------------------------------------
+# Stronger lossless peers (issue #10): each may decline a channel (`accepts` False -> measure None)
+# --------------------------------------------------------------------------------------------
+
+INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
+INT24_MIN, INT24_MAX = -(2**23), 2**23 - 1
+
+
+def _fits(a: np.ndarray, lo: int, hi: int) -> bool:
+    return a.size == 0 or (int(a.min()) >= lo and int(a.max()) <= hi)
+
+
+def _le(a: np.ndarray) -> bytes:
+    return a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def _from_le(raw: bytes, dtype: np.dtype) -> np.ndarray:
+    return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
+
+
+class StrongPeer(LosslessPeer):
+    """A lossless peer that may decline a channel: `accepts(ints)` False makes `measure` return None.
+
+    `measure` returns None (not a crash) when the codec cannot take the channel (FLAC needs values
+    within 24 bits, JPEG-LS a range within 16 bits, Rice and CCSDS-121 32-bit integers, ...).
+    """
+
+    def accepts(self, ints: np.ndarray) -> bool:
+        return ints.size > 0
+
+    def measure(self, ints: np.ndarray, *, verify: bool = True) -> Measure | None:  # type: ignore[override]
+        ints = np.ascontiguousarray(ints)
+        if not self.accepts(ints):
+            return None
+        return super().measure(ints, verify=verify)
+
+
+class Bz2Peer(StrongPeer):
+    """bzip2 -9 (Python's bz2) on the raw little-endian integer bytes, or on their deltas."""
+
+    def __init__(self, deltas: bool = False):
+        self.deltas = deltas
+        self.name = "bzip2 -9" + (" on deltas" if deltas else "")
+
+    def compress(self, ints):
+        import bz2
+
+        return bz2.compress(_le(_deltas(ints) if self.deltas else ints), 9)
+
+    def decompress(self, data, dtype, n):
+        import bz2
+
+        a = _from_le(bz2.decompress(data), dtype)
+        return _undelta(a) if self.deltas else a
+
+
+class ZpaqPeer(StrongPeer):
+    """ZPAQ (libzpaq via the zpaq package) at level 5, one thread, on the raw integer bytes or their deltas."""
+
+    module = "zpaq"
+
+    def __init__(self, deltas: bool = False):
+        self.deltas = deltas
+        self.name = "zpaq -5" + (" on deltas" if deltas else "")
+
+    def compress(self, ints):
+        import zpaq
+
+        return zpaq.compress(_le(_deltas(ints) if self.deltas else ints), 5, threads=1)
+
+    def decompress(self, data, dtype, n):
+        import zpaq
+
+        a = _from_le(zpaq.decompress(data), dtype)
+        return _undelta(a) if self.deltas else a
+
+
+class PpmdPeer(StrongPeer):
+    """PPMd (variant H, pyppmd) order 6 with 16 MiB of model memory, on the raw integer bytes or their deltas."""
+
+    module = "pyppmd"
+
+    def __init__(self, deltas: bool = False, order: int = 6):
+        self.deltas = deltas
+        self.order = order
+        self.name = f"PPMd order {order}" + (" on deltas" if deltas else "")
+
+    def compress(self, ints):
+        import pyppmd
+
+        return pyppmd.compress(_le(_deltas(ints) if self.deltas else ints), max_order=self.order, mem_size=16 << 20)
+
+    def decompress(self, data, dtype, n):
+        import pyppmd
+
+        a = _from_le(pyppmd.decompress(data, max_order=self.order, mem_size=16 << 20), dtype)
+        return _undelta(a) if self.deltas else a
+
+
+class XzDeltaPeer(StrongPeer):
+    """xz (lzma) -9e on the deltas' little-endian bytes."""
+
+    name = "xz -9e on deltas"
+
+    def compress(self, ints):
+        return lzma.compress(_le(_deltas(ints)), preset=9 | lzma.PRESET_EXTREME)
+
+    def decompress(self, data, dtype, n):
+        return _undelta(_from_le(lzma.decompress(data), dtype))
+
+
+class FlacPeer(StrongPeer):
+    """FLAC through libsndfile (soundfile), compression level 1.0 (libFLAC's -8), mono.
+
+    Values within 16 bits are written as PCM_16; within 24 bits as PCM_24 (int32 samples shifted
+    left 8, as libsndfile takes 24-bit samples from the top of an int32). Wider channels: None.
+    """
+
+    name = "FLAC -8 (libsndfile)"
+    module = "soundfile"
+
+    def accepts(self, ints):
+        return ints.size > 0 and _fits(ints, INT24_MIN, INT24_MAX)
+
+    def compress(self, ints):
+        import io
+
+        import soundfile
+
+        bio = io.BytesIO()
+        if _fits(ints, INT16_MIN, INT16_MAX):
+            soundfile.write(bio, ints.astype(np.int16), 8000, format="FLAC", subtype="PCM_16", compression_level=1.0)
+        else:
+            soundfile.write(bio, ints.astype(np.int32) << 8, 8000, format="FLAC", subtype="PCM_24", compression_level=1.0)
+        return bio.getvalue()
+
+    def decompress(self, data, dtype, n):
+        import io
+
+        import soundfile
+
+        with soundfile.SoundFile(io.BytesIO(data)) as f:
+            if f.subtype == "PCM_16":
+                a = f.read(dtype="int16").astype(dtype)
+            else:
+                a = (f.read(dtype="int32") >> 8).astype(dtype)
+        return a.reshape(-1)
+
+
+class RicePeer(StrongPeer):
+    """Rice coding of FITS (cfitsio's ricecomp, via imagecodecs.rcomp_encode) on int32 channels.
+
+    The stream has no header: the decoder is told n and the dtype, as a FITS tile header would.
+    """
+
+    name = "Rice (imagecodecs rcomp)"
+    module = "imagecodecs"
+
+    def accepts(self, ints):
+        return ints.size > 0 and ints.dtype == np.int32
+
+    def compress(self, ints):
+        import imagecodecs
+
+        return bytes(imagecodecs.rcomp_encode(np.ascontiguousarray(ints, dtype=np.int32)))
+
+    def decompress(self, data, dtype, n):
+        import imagecodecs
+
+        return np.asarray(imagecodecs.rcomp_decode(data, shape=(n,), dtype=np.int32)).astype(dtype).reshape(-1)
+
+
+AEC_BLOCK_SIZES = (8, 16, 32, 64)
+
+
+class AecPeer(StrongPeer):
+    """CCSDS-121 (libaec via imagecodecs.aec_encode): signed samples, the standard's unit-delay
+    preprocessor, the narrowest of 8/16/32 bits per sample that holds the values, the best of block
+    sizes 8/16/32/64 (one header byte says which). int32 channels only."""
+
+    name = "CCSDS-121 (libaec)"
+    module = "imagecodecs"
+
+    def accepts(self, ints):
+        return ints.size > 0 and ints.dtype == np.int32
+
+    @staticmethod
+    def _flags():
+        import imagecodecs
+
+        return imagecodecs.AEC.FLAG.DATA_SIGNED | imagecodecs.AEC.FLAG.DATA_PREPROCESS
+
+    @staticmethod
+    def _width(ints):
+        if _fits(ints, -128, 127):
+            return 8, np.int8
+        if _fits(ints, INT16_MIN, INT16_MAX):
+            return 16, np.int16
+        return 32, np.int32
+
+    def compress(self, ints):
+        import imagecodecs
+
+        bps, dt = self._width(ints)
+        a = np.ascontiguousarray(ints, dtype=dt)
+        best = None
+        for i, bs in enumerate(AEC_BLOCK_SIZES):
+            blob = bytes(imagecodecs.aec_encode(a, bitspersample=bps, flags=self._flags(), blocksize=bs))
+            if best is None or len(blob) < len(best) - 1:
+                best = bytes([i * 4 + bps // 8 - (1 if bps == 32 else 0)]) + blob
+        return best
+
+    def decompress(self, data, dtype, n):
+        import imagecodecs
+
+        bs = AEC_BLOCK_SIZES[data[0] // 4]
+        bps = {1: 8, 2: 16, 3: 32}[data[0] % 4]
+        dt = {8: np.int8, 16: np.int16, 32: np.int32}[bps]
+        size = n * np.dtype(dt).itemsize
+        raw = imagecodecs.aec_decode(data[1:], bitspersample=bps, flags=self._flags(), blocksize=bs, out=size + 64)
+        return np.frombuffer(raw, dtype=dt)[:n].astype(dtype)
+
+
+class JpeglsPeer(StrongPeer):
+    """JPEG-LS (CharLS via imagecodecs.jpegls_encode), lossless, on the channel minus its minimum
+    as an (n, 1) image of uint8 or uint16 (8 bytes of the minimum first). Channels whose range
+    exceeds 16 bits: None."""
+
+    name = "JPEG-LS (CharLS)"
+    module = "imagecodecs"
+
+    def accepts(self, ints):
+        return ints.size > 0 and int(ints.max()) - int(ints.min()) <= 0xFFFF
+
+    def compress(self, ints):
+        import imagecodecs
+
+        lo = int(ints.min())
+        u = ints.astype(np.int64) - lo
+        u = u.astype(np.uint8 if int(u.max()) <= 0xFF else np.uint16)
+        return struct.pack("<q", lo) + bytes(imagecodecs.jpegls_encode(u.reshape(-1, 1)))
+
+    def decompress(self, data, dtype, n):
+        import imagecodecs
+
+        (lo,) = struct.unpack("<q", data[:8])
+        u = np.asarray(imagecodecs.jpegls_decode(data[8:])).reshape(-1)
+        return (u.astype(np.int64) + lo).astype(dtype)
+
+
+class ParquetPeer(StrongPeer):
+    """A one-column Parquet file (pyarrow) with zstd -19: dictionary encoding, or DELTA_BINARY_PACKED."""
+
+    module = "pyarrow"
+
+    def __init__(self, encoding: str = "dictionary"):
+        self.encoding = encoding
+        self.name = f"parquet {encoding} + zstd -19"
+
+    def compress(self, ints):
+        import io
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({"x": ints})
+        bio = io.BytesIO()
+        kw: dict[str, Any] = {"use_dictionary": True} if self.encoding == "dictionary" else {"use_dictionary": False, "column_encoding": {"x": "DELTA_BINARY_PACKED"}}
+        pq.write_table(table, bio, compression="zstd", compression_level=19, write_statistics=False, **kw)
+        return bio.getvalue()
+
+    def decompress(self, data, dtype, n):
+        import io
+
+        import pyarrow.parquet as pq
+
+        return pq.read_table(io.BytesIO(data)).column("x").to_numpy().astype(dtype)
+
+
+class Blosc2Peer(StrongPeer):
+    """blosc2 with the bytedelta filter after byte shuffle, zstd at clevel 9 (blosc2.compress2)."""
+
+    module = "blosc2"
+    name = "blosc2 shuffle+bytedelta zstd -9"
+
+    def compress(self, ints):
+        import blosc2
+
+        return bytes(blosc2.compress2(np.ascontiguousarray(ints), typesize=ints.itemsize, clevel=9, codec=blosc2.Codec.ZSTD,
+                                      filters=[blosc2.Filter.SHUFFLE, blosc2.Filter.BYTEDELTA], filters_meta=[0, 0]))
+
+    def decompress(self, data, dtype, n):
+        import blosc2
+
+        return np.frombuffer(blosc2.decompress2(data), dtype=dtype).copy()
+
+
+class StrictPcodecPeer(StrongPeer):
+    """pcodec standalone with a ChunkConfig and no fallback: a config pcodec refuses for a channel
+    (try_conv1 on 64-bit integers) makes the measure None."""
+
+    module = "pcodec"
+
+    def __init__(self, name: str, config: Callable[[], Any]):
+        self.name = name
+        self._config = config
+
+    def accepts(self, ints):
+        if ints.size == 0:
+            return False
+        try:
+            self.compress(ints)
+        except RuntimeError:
+            return False
+        return True
+
+    def compress(self, ints):
+        from pcodec import standalone
+
+        return standalone.simple_compress(np.ascontiguousarray(ints), self._config())
+
+    def decompress(self, data, dtype, n):
+        from pcodec import standalone
+
+        return standalone.simple_decompress(data)
+
+
+def _pco(level: int = 12, delta: str | None = None, arg: int | None = None):
+    def make():
+        import pcodec
+
+        if delta is None:
+            return pcodec.ChunkConfig(compression_level=level)
+        spec = getattr(pcodec.DeltaSpec, delta)
+        return pcodec.ChunkConfig(compression_level=level, delta_spec=spec() if arg is None else spec(arg))
+
+    return make
+
+
+class FloatPeer(StrongPeer):
+    """A peer on a float column's raw float64 values (not its integers); checked bit for bit.
+
+    `on_floats` tells the benchmark to hand it the float64 values; integer columns (d == 0) are
+    given as integers and declined.
+    """
+
+    on_floats = True
+
+    def accepts(self, x):
+        return x.size > 0 and x.dtype == np.float64
+
+    def measure(self, x, *, verify=True):
+        x = np.ascontiguousarray(x)
+        if not self.accepts(x):
+            return None
+        blob = self.compress(x)
+        ok = None
+        if verify:
+            back = self.decompress(blob, x.dtype, x.size)
+            ok = bool(back.dtype == x.dtype and back.shape == x.shape and back.tobytes() == x.tobytes())
+        return Measure(len(blob), x.size, bits_per_value(len(blob), x.size), ok)
+
+
+class ZstdFloatPeer(FloatPeer):
+    """zstd -19 on the float64 column's raw little-endian bytes."""
+
+    module = "zstandard"
+    name = "zstd -19 on float64 bytes"
+
+    def compress(self, x):
+        import zstandard
+
+        return zstandard.ZstdCompressor(level=19).compress(_le(x))
+
+    def decompress(self, data, dtype, n):
+        import zstandard
+
+        return _from_le(zstandard.ZstdDecompressor().decompress(data), dtype)
+
+
+class PcodecFloatPeer(FloatPeer):
+    """pcodec level 12 on the float64 column itself (its float-multiplier mode finds decimal grids)."""
+
+    module = "pcodec"
+    name = "pcodec level 12 on float64"
+
+    def compress(self, x):
+        from pcodec import standalone
+
+        return standalone.simple_compress(x, _pco(12)())
+
+    def decompress(self, data, dtype, n):
+        from pcodec import standalone
+
+        return standalone.simple_decompress(data)
+
+
+def strong_peers() -> list[LosslessPeer]:
+    """The stronger peers of issue #10 (beside `lossless_peers`); each may decline a channel."""
+    return [
+        Bz2Peer(),
+        Bz2Peer(deltas=True),
+        XzDeltaPeer(),
+        ZpaqPeer(),
+        ZpaqPeer(deltas=True),
+        PpmdPeer(),
+        PpmdPeer(deltas=True),
+        FlacPeer(),
+        RicePeer(),
+        AecPeer(),
+        JpeglsPeer(),
+        ParquetPeer("dictionary"),
+        ParquetPeer("DELTA_BINARY_PACKED"),
+        Blosc2Peer(),
+        StrictPcodecPeer("pcodec level 12 try_lookback", _pco(12, "try_lookback")),
+        StrictPcodecPeer("pcodec level 12 try_consecutive(1)", _pco(12, "try_consecutive", 1)),
+        StrictPcodecPeer("pcodec level 12 try_consecutive(2)", _pco(12, "try_consecutive", 2)),
+        StrictPcodecPeer("pcodec level 12 try_conv1(4)", _pco(12, "try_conv1", 4)),
+        StrictPcodecPeer("pcodec level 12 try_conv1(8)", _pco(12, "try_conv1", 8)),
+        StrictPcodecPeer("pcodec level 12 try_conv1(16)", _pco(12, "try_conv1", 16)),
+        ZstdFloatPeer(),
+        PcodecFloatPeer(),
+    ]
+
+
+def per_channel_best(sizes: dict[str, dict[str, int | None]], ok: dict[str, dict[str, bool | None]] | None = None) -> tuple[int | None, dict[str, str | None]]:
+    """Each channel's smallest verified size, summed: (total bytes, {channel: winning peer}).
+
+    `sizes[channel][peer]` is a peer's size for a channel, None where the peer declined it;
+    `ok[channel][peer]` False drops a size whose round trip failed. None when a channel has no size.
+    """
+    total = 0
+    missing = False
+    winners: dict[str, str | None] = {}
+    for ch, by_peer in sizes.items():
+        good = [(s, p) for p, s in by_peer.items() if s is not None and (ok is None or ok.get(ch, {}).get(p) is not False)]
+        if not good:
+            winners[ch] = None
+            missing = True
+            continue
+        s, p = min(good)
+        total += s
+        winners[ch] = p
+    return (None if missing else total), winners
+
+
+# --------------------------------------------------------------------------------------------
 # Frame peers
 # --------------------------------------------------------------------------------------------
 
@@ -438,8 +894,37 @@ class PcodecFramePeer(FramePeer):
         return FittedFrameCoder(enc, dec)
 
 
+class StreamFramePeer(FramePeer):
+    """A header-light stream peer (Rice, CCSDS-121) on each frame alone; the decoder knows the frame
+    length and dtype (the shared state). A frame the peer declines raises ValueError."""
+
+    def __init__(self, inner: StrongPeer):
+        self.inner = inner
+        self.name = inner.name
+        self.module = inner.module
+
+    def fit(self, train, dtype=None):
+        dt = np.dtype(dtype or train.dtype)
+        inner = self.inner
+        lengths: dict[int, int] = {}
+
+        def enc(f):
+            f = np.ascontiguousarray(f, dtype=dt)
+            if not inner.accepts(f):
+                raise ValueError(f"{inner.name} cannot take {dt} values in [{f.min()}, {f.max()}]")
+            blob = inner.compress(f)
+            lengths[id(blob)] = len(f)
+            return blob
+
+        def dec(b):
+            return inner.decompress(b, dt, lengths.pop(id(b), FRAME_SIZE))
+
+        return FittedFrameCoder(enc, dec)
+
+
 def frame_peers() -> list[FramePeer]:
-    return [ZstdFramePeer(19), ZstdDictFramePeer(19, deltas=False), ZstdDictFramePeer(19, deltas=True), PcodecFramePeer()]
+    return [ZstdFramePeer(19), ZstdDictFramePeer(19, deltas=False), ZstdDictFramePeer(19, deltas=True), PcodecFramePeer(),
+            StreamFramePeer(RicePeer()), StreamFramePeer(AecPeer())]
 
 
 FRAME_PEERS = frame_peers()
@@ -556,8 +1041,50 @@ class QuantPcodecPeer(LossyPeer):
         return m
 
 
+class QuantInt32Peer(LossyPeer):
+    """Quantisation as `QuantPcodecPeer` (q = round(x / 2e)), then q as int32 through a lossless
+    integer peer (pcodec level 12 and its delta specs, FLAC, CCSDS-121, ...): 8 bytes of step, then
+    the inner peer's bytes. None when q does not fit int32 or the inner peer declines it."""
+
+    def __init__(self, inner: StrongPeer):
+        self.inner = inner
+        self.module = inner.module
+        self.name = f"quantise to int32 + {inner.name}"
+        self._q = QuantPcodecPeer()
+
+    def compress(self, x, bound):
+        q, step = self._q.quantise(x, bound)
+        if not _fits(q, INT32_MIN, INT32_MAX) or not self.inner.accepts(q.astype(np.int32)):
+            raise ValueError(f"{self.inner.name} cannot take the quantised values")
+        return struct.pack("<d", step) + self.inner.compress(np.ascontiguousarray(q, dtype=np.int32))
+
+    def decompress(self, data, n):
+        (step,) = struct.unpack("<d", data[:8])
+        return self.inner.decompress(data[8:], np.int32, n).astype(np.float64) * step
+
+    def measure(self, x, bound):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        q, _ = self._q.quantise(x, bound)
+        if not (q.size and _fits(q, INT32_MIN, INT32_MAX) and self.inner.accepts(q.astype(np.int32))):
+            return None
+        m = super().measure(x, bound)
+        m.extra["step_shrink"] = self._q.last_shrink
+        return m
+
+
 def lossy_peers() -> list[LossyPeer]:
-    return [Sz3Peer(), QuantPcodecPeer()]
+    return [Sz3Peer(), QuantPcodecPeer()] + [QuantInt32Peer(p) for p in _lossy_inner()]
+
+
+def _lossy_inner() -> list[StrongPeer]:
+    return [
+        StrictPcodecPeer("pcodec level 12", _pco(12)),
+        StrictPcodecPeer("pcodec level 12 try_consecutive(2)", _pco(12, "try_consecutive", 2)),
+        StrictPcodecPeer("pcodec level 12 try_conv1(8)", _pco(12, "try_conv1", 8)),
+        FlacPeer(),
+        AecPeer(),
+        XzDeltaPeer(),
+    ]
 
 
 LOSSY_PEERS = lossy_peers()
