@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench corpus clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ bench: $(STAMP)
 	$(PY) bench/swarm_bench.py
 	$(PY) bench/node_bench.py
 	$(PY) bench/cluster_bench.py
+
+# The broad benchmark corpus (docs/CORPUS.md): pinned wheels and the extracted CSVs in bench/corpus-cache/.
+corpus: $(STAMP)
+	$(PY) bench/corpus.py install
+	$(PY) bench/corpus.py extract
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build src/*.egg-info
