@@ -175,3 +175,20 @@ def test_integers_up_to_2_64_are_compressed_as_numbers(tmp_path):
     assert '"uint64"' in info.stdout
     assert qres("decompress", packed, "-o", tmp_path / "back.csv").returncode == 0
     assert (tmp_path / "back.csv").read_bytes() == src.read_bytes()
+
+
+def test_info_lists_fallback_columns_beside_coded_ones(tmp_path):
+    rng = np.random.default_rng(3)
+    src = tmp_path / "mixed.csv"
+    walk = np.cumsum(rng.integers(-3, 4, 3000))
+    pattern = np.tile(rng.integers(0, 10**9, 1500), 2)
+    src.write_text("walk,pattern\n" + "".join(f"{a},{b}\n" for a, b in zip(walk, pattern)))
+    packed = tmp_path / "mixed.qres"
+    assert qres("compress", src, "-o", packed).returncode == 0
+    import json
+
+    info = json.loads(qres("info", packed, "--json").stdout)
+    kinds = {c["name"]: c["transform"] for c in info["channels"]}
+    assert kinds["pattern"] == "fallback" and kinds["walk"] != "fallback"
+    text = qres("info", packed).stdout
+    assert "fallback" in text and "Fallback" in text

@@ -259,12 +259,14 @@ def info(
     first_model = next((b for b in parsed if isinstance(b, ct.EpiphanyBlock)), None)
     first_residual = next((b for b in parsed if isinstance(b, ct.ResidualBlock)), None)
     chans = []
+    fallbacks = manifest.get("fallbacks", [])
+    coded = [i for i in range(len(manifest.get("dtypes", []))) if i not in fallbacks]  # stored columns the models code
     if first_model is not None:
         try:
             nch = len(Model.from_bytes(first_model.model).channels)
             bounds = block_bounds(header, manifest, first_residual, nch) if first_residual else None
             model = Model.from_bytes(first_model.model)
-            for i, ch in enumerate(model.channels):
+            for j, (i, ch) in enumerate(zip(coded, model.channels)):
                 t, p = ch.transform, ch.predictor
                 entry = {
                     "channel": i, "name": names.get(i, f"c{i}"), "dtype": str(np.dtype(t.dtype)), "transform": t.kind,
@@ -272,10 +274,13 @@ def info(
                 }
                 if bounds is not None:  # the bound a decoded value keeps, in the column's units
                     q = t.quantum
-                    entry["max_error"] = None if q is None else (bounds[i] + (0.5 if t.kind == "binary" else 0)) * q
+                    entry["max_error"] = None if q is None else (bounds[j] + (0.5 if t.kind == "binary" else 0)) * q
                 chans.append(entry)
         except QresError as exc:
             chans.append({"error": str(exc)})
+    for i in fallbacks:  # coded by the generic fallback (docs/FORMAT.md, Fallback columns)
+        chans.append({"channel": i, "name": names.get(i, f"c{i}"), "dtype": str(np.dtype(manifest["dtypes"][i])), "transform": "fallback"})
+    chans.sort(key=lambda c: c.get("channel", -1))
     rows = manifest.get("rows", 0)
     nvals = rows * len(manifest.get("dtypes", []))
     summary = {
@@ -300,10 +305,11 @@ def info(
     out.print(t)
     if chans:
         t = RichTable(title="channels (first block's model)")
-        for col in chans[0]:
+        columns = list(dict.fromkeys(k for c in chans for k in c))
+        for col in columns:
             t.add_column(col)
         for c in chans:
-            t.add_row(*[str(v) for v in c.values()])
+            t.add_row(*[str(c.get(k, "")) for k in columns])
         out.print(t)
 
 

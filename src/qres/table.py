@@ -597,7 +597,8 @@ def format_column(col: Column) -> list[str]:
     if col.kind == "text":
         return [str(v) for v in col.values]
     if col.kind == "int":
-        out = _format_int(np.asarray(col.values, dtype=np.int64), col.meta)
+        values = np.asarray(col.values)
+        out = _format_int(values if values.dtype == np.uint64 else values.astype(np.int64), col.meta)
     elif col.kind == "float":
         out = _format_float(np.asarray(col.values, dtype=np.float64), col.meta)
     elif col.kind == "timestamp":
