@@ -177,13 +177,14 @@ def compress_columns(
         as_2d(c)  # dtype check
     errs = per_channel_errors(max_error, len(columns))
     args = (key, extra, checksum, rank, big_endian)
-    candidates = [_compress_columns(columns, errs, *args, progress)]
+    exact_fallbacks: dict[int, tuple[int, bytes]] = {}  # the exact candidates' stored columns are the same: code each once
+    candidates = [_compress_columns(columns, errs, *args, progress, known=None if errs is not None else exact_fallbacks)]
     if errs is not None:
         # exact coding is always within the bound: keep it when it is the smaller file (a bound finer
         # than the data's own grid or lattice, or an averaged column, can make quantising cost more)
-        candidates.append(_compress_columns(columns, None, *args, None))
+        candidates.append(_compress_columns(columns, None, *args, None, known=exact_fallbacks))
     if sum(c.nbytes for c in columns) <= EXACT_FALLBACK_BYTES:  # small: the guarantee is exact
-        candidates.append(_compress_columns(columns, None, *args, None, use_fallback="all"))
+        candidates.append(_compress_columns(columns, None, *args, None, use_fallback="all", known=exact_fallbacks))
     return min(candidates, key=len)
 
 
@@ -200,10 +201,21 @@ def _qres_size(col: np.ndarray, err: float | None) -> int:
     return sum(len(b.model) + 5 if isinstance(b, ct.EpiphanyBlock) else len(b.payload) + 6 for b in blocks)
 
 
-def choose_fallbacks(columns: list[np.ndarray], errs: list[float | None] | None) -> dict[int, tuple[int, bytes]]:
+def _coded(known: dict | None, i: int, col: np.ndarray) -> tuple[int, bytes]:
+    """fallback.encode(col), taken from `known` (the fallback codings of these columns so far, by
+    index) when it holds column i, and kept there."""
+    if known is None:
+        return fallback.encode(col)
+    if i not in known:
+        known[i] = fallback.encode(col)
+    return known[i]
+
+
+def choose_fallbacks(columns: list[np.ndarray], errs: list[float | None] | None, known: dict | None = None) -> dict[int, tuple[int, bytes]]:
     """The columns to code with the generic fallback, with their (method, coded bytes): those for
     which it is smaller than QRES's own coding of the column alone. A long column is decided on a
-    sample of its rows first, so that the fallback's slower coder runs in full only where it wins."""
+    sample of its rows first, so that the fallback's slower coder runs in full only where it wins.
+    `known` as in `_coded`."""
     out = {}
     for i, col in enumerate(columns):
         err = None if errs is None else errs[i]
@@ -216,24 +228,25 @@ def choose_fallbacks(columns: list[np.ndarray], errs: list[float | None] | None)
             method, coded = fallback.encode(col, (method,))
             out[i] = (method, coded)
             continue
-        method, coded = fallback.encode(col)
+        method, coded = _coded(known, i, col)
         if len(coded) + 6 < _qres_size(col, err):
             out[i] = (method, coded)
     return out
 
 
-def _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, progress, use_fallback: str = "auto") -> bytes:
+def _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, progress, use_fallback: str = "auto", known: dict | None = None) -> bytes:
     """One candidate file; `use_fallback` "auto" codes the columns `choose_fallbacks` picks with the
-    generic fallback, "all" every column."""
+    generic fallback, "all" every column; `known` shares fallback codings between candidates whose
+    stored columns are the same (see `_coded`)."""
     n = len(columns[0])
     total = sum(c.nbytes for c in columns)
     recipes: list[list] = []
     if errs is None:
         columns, recipes = _split_rational(columns)
     if use_fallback == "all":
-        fallbacks = {i: fallback.encode(col) for i, col in enumerate(columns)}
+        fallbacks = {i: _coded(known, i, col) for i, col in enumerate(columns)}
     else:
-        fallbacks = choose_fallbacks(columns, errs) if n else {}
+        fallbacks = choose_fallbacks(columns, errs, known) if n else {}
     coded = [i for i in range(len(columns)) if i not in fallbacks]
     manifest: dict = {"n": n}
     if not checksum or key is not None:  # no BODY_CRC flag to say the version
@@ -253,12 +266,13 @@ def _compress_columns(columns, errs, key, extra, checksum, rank, big_endian, pro
     if extra:
         manifest["x"] = extra
     blocks, patched = [], False
+    start = manifest_check(manifest)  # the same after "p" is set: the check leaves "p" out
     if coded:
         sub_errs = None if errs is None else [errs[i] for i in coded]
-        blocks, patched = encode_columns([columns[i] for i in coded], max_error=sub_errs, progress=progress, check=manifest_check(manifest))
+        blocks, patched = encode_columns([columns[i] for i in coded], max_error=sub_errs, progress=progress, check=start)
     if patched:
         manifest["p"] = 1
-    check = partial(crc16, start=manifest_check(manifest))
+    check = partial(crc16, start=start)
     blocks += [ct.FallbackBlock(fallback.payload(i, *fallbacks[i], fallback.column_bytes(columns[i]), check)) for i in sorted(fallbacks)]
     solid = n <= MAX_BLOCK_VALUES // max(len(coded), 1)
     return ct.write_container([ct.ManifestBlock(manifest), *blocks], total_size=total, solid=solid, key=key, block_crc=False, body_crc=checksum)
